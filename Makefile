@@ -1,0 +1,52 @@
+# triagebot — run `make help` for the targets.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+TRIAGE := $(VENV)/bin/triage
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help install run train index test lint format eval bench clean
+
+help: ## Show the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "triagebot needs Python 3.11+; run: make PYTHON=python3.11 ...")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install triagebot with its test extras
+
+train: install ## Train the NLU model (skipped when nlu_data/ is unchanged)
+	$(TRIAGE) train
+
+index: install ## Build the knowledge-base index (skipped when articles are unchanged)
+	$(TRIAGE) kb index
+
+run: train index ## Set up, train if needed, and start the interactive parse shell
+	$(TRIAGE) shell
+
+test: install ## Run the test suite
+	$(PY) -m pytest
+
+lint: install ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check bot handoff_gateway tests benchmarks
+	$(VENV)/bin/ruff format --check bot handoff_gateway tests benchmarks
+	$(VENV)/bin/mypy
+
+format: install ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix bot handoff_gateway tests benchmarks
+	$(VENV)/bin/ruff format bot handoff_gateway tests benchmarks
+
+eval: install ## Cross-validate the NLU on nlu_data and evaluate the KB (reports in benchmarks/results)
+	$(TRIAGE) eval --cv 5 --report benchmarks/results/nlu_cv.json --plot benchmarks/results/nlu_cv_confusion.png
+	$(TRIAGE) kb eval --report benchmarks/results/kb_eval.json
+
+bench: install ## Run every benchmark; writes benchmarks/results/*.json and docs/benchmarks.md
+	$(PY) -m benchmarks.run
+
+clean: ## Remove the venv, models and caches
+	rm -rf $(VENV) models .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""``triage kb ...`` (filled in by the knowledge-base work)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

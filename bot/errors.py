@@ -1,0 +1,41 @@
+"""The project's error hierarchy: every error says what went wrong and whether retrying can help."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class TriageError(Exception):
+    """Base class. ``retryable`` tells callers whether the same call may succeed later."""
+
+    retryable = False
+
+
+@dataclass
+class DataError(TriageError):
+    """Bad training data or article: names the file, the line and the reason."""
+
+    path: Path | str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
+        return f"{where}: {self.reason}"
+
+
+class ConfigError(TriageError):
+    """A pipeline or settings problem the operator must fix (the message says how)."""
+
+
+class ModelNotFoundError(TriageError):
+    """No trained model where one was expected."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"no trained model at {path}; run `triage train` (or `make train`) first")
+        self.path = path
+
+
+class InputError(TriageError):
+    """Input a caller sent that cannot be processed (too large, not text)."""

@@ -1,0 +1,54 @@
+"""The state one message accumulates as it passes through the NLU pipeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.nlu.language import LanguageGuess
+from bot.nlu.normalize import Normalized
+from bot.nlu.tokenize import Token
+
+FALLBACK_INTENT = "nlu_fallback"
+RANKING_LENGTH = 10
+
+
+@dataclass
+class ParseState:
+    text: str
+    today: dt.date
+    norm: Normalized | None = None
+    language: LanguageGuess | None = None
+    tokens: list[Token] = field(default_factory=list)
+    ranking: list[tuple[str, float]] = field(default_factory=list)
+    intent: str = FALLBACK_INTENT
+    confidence: float = 0.0
+    ambiguous: bool = False
+    truncated: bool = False
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    severity: dict[str, Any] = field(default_factory=lambda: {"level": "normal", "reasons": []})
+    sentiment: dict[str, Any] = field(default_factory=lambda: {"label": "neutral", "score": 0.0, "reasons": []})
+
+    @property
+    def normalized_text(self) -> str:
+        return self.norm.text if self.norm else self.text
+
+    @property
+    def lemmas(self) -> list[str]:
+        return [t.lemma for t in self.tokens]
+
+    def to_parse(self) -> dict[str, Any]:
+        """Rasa's parse shape, plus language, severity, sentiment and the ambiguity flag."""
+        return {
+            "text": self.text,
+            "intent": {"name": self.intent, "confidence": round(self.confidence, 4)},
+            "entities": self.entities,
+            "intent_ranking": [{"name": n, "confidence": round(c, 4)} for n, c in self.ranking[:RANKING_LENGTH]],
+            "ambiguous": self.ambiguous,
+            "language": self.language.language if self.language else "zh",
+            "script": self.language.script if self.language else "Hans",
+            "severity": self.severity,
+            "sentiment": self.sentiment,
+            "truncated": self.truncated,
+        }
