@@ -14,7 +14,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(Path("nlu_data"), description="Rasa-format NLU training data and config.yml.")
-    model_dir: Path = Field(Path("models"), description="Where trained NLU models and KB indexes are written.")
+    model_dir: Path = Field(
+        Path("models"), description="Where trained NLU models and KB indexes are written."
+    )
     kb_dir: Path = Field(Path("kb_index"), description="Knowledge-base articles and evaluation queries.")
     var_dir: Path = Field(Path("var"), description="Local state (embedded Redis data, logs).")
     timezone: str = Field("Asia/Shanghai", description="Time zone for relative dates and the on-call rota.")

@@ -8,8 +8,12 @@ import typer
 
 from bot.cli import data_cmd, kb_cmd, nlu_cmd
 
-app = typer.Typer(help="triagebot: bilingual support chatbot — NLU, knowledge base and handoff.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="triagebot: bilingual support chatbot — NLU, knowledge base and handoff.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 nlu_cmd.register(app)
 app.add_typer(data_cmd.app, name="data", help="Convert datasets into Rasa YAML.")
 app.add_typer(kb_cmd.app, name="kb", help="Knowledge base: index, search, evaluate.")

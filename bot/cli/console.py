@@ -22,8 +22,10 @@ def settings() -> Settings:
 def progress_status(title: str) -> Iterator[Callable[[str], None]]:
     """A spinner whose text follows the stages a long task reports."""
     with console.status(title) as status:
+
         def update(stage: str) -> None:
             status.update(f"{title} — {stage}")
+
         yield update
 
 
@@ -33,5 +35,5 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except TriageError as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

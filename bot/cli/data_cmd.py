@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +19,7 @@ app = typer.Typer(no_args_is_help=True)
 Pairs = list[tuple[str, str]]
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     auto = "auto"
     clinc150 = "clinc150"
     csv = "csv"
@@ -68,7 +68,7 @@ def read_jsonl(path: Path) -> dict[str, Pairs]:
             raise DataError(path, line, f"not valid JSON: {exc}") from exc
         label = record.get("label", record.get("intent")) if isinstance(record, dict) else None
         if not isinstance(record, dict) or not record.get("text") or not label:
-            raise DataError(path, line, "each line needs \"text\" and \"label\" (or \"intent\")")
+            raise DataError(path, line, 'each line needs "text" and "label" (or "intent")')
         # Rasa intent names cannot contain dots or spaces (SMP2019 labels look like "app.QUERY").
         name = str(label).replace(".", "__").replace(" ", "_")
         splits.setdefault(str(record.get("split", "all")), []).append((str(record["text"]), name))
@@ -79,14 +79,18 @@ READERS = {Format.clinc150: read_clinc150, Format.csv: read_csv, Format.jsonl: r
 
 
 def _guess(path: Path) -> Format:
-    return {".json": Format.clinc150, ".csv": Format.csv, ".jsonl": Format.jsonl}.get(path.suffix, Format.jsonl)
+    return {".json": Format.clinc150, ".csv": Format.csv, ".jsonl": Format.jsonl}.get(
+        path.suffix, Format.jsonl
+    )
 
 
 @app.command()
 def convert(
     source: Annotated[Path, typer.Argument(help="Input file (CLINC150 .json, .csv, .jsonl).")],
     out: Annotated[Path, typer.Option(help="Output folder; one Rasa YAML file per split.")],
-    format: Annotated[Format, typer.Option(help="Input format (default: from the file extension).")] = Format.auto,
+    format: Annotated[
+        Format, typer.Option(help="Input format (default: from the file extension).")
+    ] = Format.auto,
 ) -> None:
     """Convert a dataset into Rasa 3.1 NLU YAML (one file per split: train.yml, val.yml, test.yml …)."""
     with friendly_errors():

@@ -35,15 +35,21 @@ def train(
     with friendly_errors(), progress_status("training") as progress:
         pipeline, trained = NLUPipeline.load_or_train(data_dir, model_dir, progress, force, s.timezone)
     if trained:
-        console.print(f"trained {len(pipeline.intents)} intents on {pipeline.meta['examples']:,} examples "
-                      f"in {pipeline.meta['train_seconds']:.1f} s → {model_dir}")
+        console.print(
+            f"trained {len(pipeline.intents)} intents on {pipeline.meta['examples']:,} examples "
+            f"in {pipeline.meta['train_seconds']:.1f} s → {model_dir}"
+        )
     else:
-        console.print(f"model in {model_dir} is up to date (data and config unchanged); use --force to retrain")
+        console.print(
+            f"model in {model_dir} is up to date (data and config unchanged); use --force to retrain"
+        )
 
 
 def parse(
     text: Annotated[list[str] | None, typer.Argument(help="Messages to parse.")] = None,
-    input: Annotated[Path | None, typer.Option("--input", help="File with one message per line ('-' for stdin).")] = None,
+    input: Annotated[
+        Path | None, typer.Option("--input", help="File with one message per line ('-' for stdin).")
+    ] = None,
     model: Annotated[Path | None, typer.Option(help="Model folder (default models/nlu).")] = None,
 ) -> None:
     """Print one JSON parse per message (Rasa's shape plus language, severity and sentiment)."""
@@ -67,11 +73,21 @@ def parse(
 
 
 def eval_command(
-    train_path: Annotated[Path | None, typer.Option("--train", help="Training data (Rasa YAML file or folder).")] = None,
-    test_path: Annotated[Path | None, typer.Option("--test", help="Test data (Rasa YAML); out_of_scope = OOS.")] = None,
-    val_path: Annotated[Path | None, typer.Option("--val", help="Validation data to choose the threshold on.")] = None,
-    cv: Annotated[int, typer.Option(help="k-fold cross-validation on the training data instead of --test.")] = 0,
-    config: Annotated[Path | None, typer.Option(help="Pipeline config (default nlu_data/config.yml).")] = None,
+    train_path: Annotated[
+        Path | None, typer.Option("--train", help="Training data (Rasa YAML file or folder).")
+    ] = None,
+    test_path: Annotated[
+        Path | None, typer.Option("--test", help="Test data (Rasa YAML); out_of_scope = OOS.")
+    ] = None,
+    val_path: Annotated[
+        Path | None, typer.Option("--val", help="Validation data to choose the threshold on.")
+    ] = None,
+    cv: Annotated[
+        int, typer.Option(help="k-fold cross-validation on the training data instead of --test.")
+    ] = 0,
+    config: Annotated[
+        Path | None, typer.Option(help="Pipeline config (default nlu_data/config.yml).")
+    ] = None,
     report: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a confusion-matrix PNG here.")] = None,
 ) -> None:
@@ -107,8 +123,17 @@ def eval_command(
         sys.stdout.write(text + "\n")
 
 
-SUMMARY_KEYS = ("in_scope_accuracy", "oos_recall", "oos_precision", "accuracy", "macro_f1", "threshold",
-                "train_seconds", "parse_ms_p50", "parse_ms_p99")
+SUMMARY_KEYS = (
+    "in_scope_accuracy",
+    "oos_recall",
+    "oos_precision",
+    "accuracy",
+    "macro_f1",
+    "threshold",
+    "train_seconds",
+    "parse_ms_p50",
+    "parse_ms_p99",
+)
 
 
 def _summary(result: dict[str, object]) -> None:
@@ -121,7 +146,9 @@ def _summary(result: dict[str, object]) -> None:
     console.print(table)
 
 
-def shell(model: Annotated[Path | None, typer.Option(help="Model folder (default models/nlu).")] = None) -> None:
+def shell(
+    model: Annotated[Path | None, typer.Option(help="Model folder (default models/nlu).")] = None,
+) -> None:
     """Type a message, see its parse (Ctrl-D to quit)."""
     from rich.pretty import pprint
 
@@ -135,8 +162,11 @@ def shell(model: Annotated[Path | None, typer.Option(help="Model folder (default
             console.print()
             return
         result = pipeline.parse(line)
-        pprint({k: result[k] for k in ("intent", "ambiguous", "language", "entities", "severity", "sentiment")},
-               console=console, expand_all=False)
+        pprint(
+            {k: result[k] for k in ("intent", "ambiguous", "language", "entities", "severity", "sentiment")},
+            console=console,
+            expand_all=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -15,9 +15,7 @@ from bot.nlu.tokenize import tokenize
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,}")
 _WORD = re.compile(r"\w", re.UNICODE)
 ZH_STOP = frozenset(
-    "的 了 是 我 你 他 她 它 们 我们 你们 在 有 和 就 都 也 还 又 吗 呢 吧 啊 呀 哦 嗯 么 这 那 这个 那个 "
-    "一个 个 把 被 给 让 要 会 能 可以 怎么 怎么办 怎样 如何 什么 为什么 哪里 哪 请问 请 一下 一直 下 上 "
-    "说 时候 现在 但是 可是 然后 所以 因为 如果 已经 没 不 啥 咋 呗 哈 嘛 得 地 着 过 对 与 及 或".split()
+    ["的", "了", "是", "我", "你", "他", "她", "它", "们", "我们", "你们", "在", "有", "和", "就", "都", "也", "还", "又", "吗", "呢", "吧", "啊", "呀", "哦", "嗯", "么", "这", "那", "这个", "那个", "一个", "个", "把", "被", "给", "让", "要", "会", "能", "可以", "怎么", "怎么办", "怎样", "如何", "什么", "为什么", "哪里", "哪", "请问", "请", "一下", "一直", "下", "上", "说", "时候", "现在", "但是", "可是", "然后", "所以", "因为", "如果", "已经", "没", "不", "啥", "咋", "呗", "哈", "嘛", "得", "地", "着", "过", "对", "与", "及", "或"]
 )
 
 
@@ -26,7 +24,18 @@ def _en_stop() -> frozenset[str]:
     from spacy.lang.en.stop_words import STOP_WORDS
 
     # Negations and a few short words carry meaning in support questions ("can't log in", "not found").
-    return frozenset(STOP_WORDS) - {"not", "no", "cannot", "down", "out", "off", "again", "empty", "first", "last"}
+    return frozenset(STOP_WORDS) - {
+        "not",
+        "no",
+        "cannot",
+        "down",
+        "out",
+        "off",
+        "again",
+        "empty",
+        "first",
+        "last",
+    }
 
 
 @dataclass
@@ -51,9 +60,12 @@ class Analyzer:
         norm = self.canonical(normalize(text).text)
         chinese = detect_language(norm).language != "en"
         stop = ZH_STOP | _en_stop()
-        terms = [t.lemma for t in tokenize(norm, chinese=chinese)
-                 if _WORD.search(t.text) and t.lemma not in stop and t.text not in stop]
+        terms = [
+            t.lemma
+            for t in tokenize(norm, chinese=chinese)
+            if _WORD.search(t.text) and t.lemma not in stop and t.text not in stop
+        ]
         if self.chinese_bigrams and HAN.search(norm):
             for run in _CJK_RUN.findall(norm):
-                terms.extend(f"#{run[i:i + 2]}" for i in range(len(run) - 1))
+                terms.extend(f"#{run[i : i + 2]}" for i in range(len(run) - 1))
         return terms

@@ -27,9 +27,18 @@ class Answer:
     alternatives: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"answered": True, "article_id": self.article_id, "title": self.title, "lang": self.lang,
-                "steps": self.steps, "link": self.link, "confidence": round(self.confidence, 4),
-                "snippet": self.snippet, "other_language": self.other_language, "alternatives": self.alternatives}
+        return {
+            "answered": True,
+            "article_id": self.article_id,
+            "title": self.title,
+            "lang": self.lang,
+            "steps": self.steps,
+            "link": self.link,
+            "confidence": round(self.confidence, 4),
+            "snippet": self.snippet,
+            "other_language": self.other_language,
+            "alternatives": self.alternatives,
+        }
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,9 @@ def answer_confidence(hit: Hit, intent: str | None, config: AnswerConfig) -> flo
     return min(1.0, hit.confidence + bonus)
 
 
-def compose_answer(parse: dict[str, Any] | None, result: SearchResult, config: AnswerConfig) -> Answer | NoAnswer:
+def compose_answer(
+    parse: dict[str, Any] | None, result: SearchResult, config: AnswerConfig
+) -> Answer | NoAnswer:
     """Answer with the best hit when its confidence reaches ``config.threshold``."""
     if not result.terms:
         return NoAnswer(NO_QUERY, "the message has no searchable words")
@@ -57,9 +68,21 @@ def compose_answer(parse: dict[str, Any] | None, result: SearchResult, config: A
     best = result.hits[0]
     confidence = answer_confidence(best, intent, config)
     if confidence < config.threshold:
-        return NoAnswer(LOW_CONFIDENCE, f"best article {best.article.id} has confidence {confidence:.2f} "
-                        f"< threshold {config.threshold:.2f}", {**best.to_dict(), "confidence": round(confidence, 4)})
+        return NoAnswer(
+            LOW_CONFIDENCE,
+            f"best article {best.article.id} has confidence {confidence:.2f} "
+            f"< threshold {config.threshold:.2f}",
+            {**best.to_dict(), "confidence": round(confidence, 4)},
+        )
     article = best.article
-    return Answer(article.id, article.title, article.lang, article.steps, f"/kb/{article.id}", confidence,
-                  best.snippet, best.other_language,
-                  [{"id": h.article.id, "title": h.article.title} for h in result.hits[1:3]])
+    return Answer(
+        article.id,
+        article.title,
+        article.lang,
+        article.steps,
+        f"/kb/{article.id}",
+        confidence,
+        best.snippet,
+        best.other_language,
+        [{"id": h.article.id, "title": h.article.title} for h in result.hits[1:3]],
+    )

@@ -20,10 +20,30 @@ from bot.errors import DataError
 LANGUAGES = ("zh", "en")
 KINDS = ("article", "faq")
 SEVERITIES = ("normal", "important", "urgent")
-PRODUCT_AREAS = ("invoice", "account", "expense", "approval", "payment", "export", "integration", "platform",
-                 "policy", "service")
-REQUIRED = ("id", "title", "lang", "kind", "intents", "tags", "product_area", "severity_hint", "updated",
-            "translations")
+PRODUCT_AREAS = (
+    "invoice",
+    "account",
+    "expense",
+    "approval",
+    "payment",
+    "export",
+    "integration",
+    "platform",
+    "policy",
+    "service",
+)
+REQUIRED = (
+    "id",
+    "title",
+    "lang",
+    "kind",
+    "intents",
+    "tags",
+    "product_area",
+    "severity_hint",
+    "updated",
+    "translations",
+)
 _ID = re.compile(r"^(zh|en)-[a-z0-9][a-z0-9\-]*$")
 _FRONT = re.compile(r"\A---\s*\n(?P<yaml>.*?)\n---\s*\n?(?P<body>.*)\Z", re.S)
 # Section headings that hold the fix steps, in both languages.
@@ -58,6 +78,7 @@ class Article:
     body: str
     path: str = ""
     sections: dict[str, str] = field(default_factory=dict, compare=False)
+    questions: tuple[str, ...] = ()  # how users ask about it; searched like a boosted field
 
     @property
     def steps(self) -> list[str]:
@@ -68,16 +89,40 @@ class Article:
         return _list_items(self.body) or [line for line in self.body.splitlines() if line.strip()]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "lang": self.lang, "kind": self.kind,
-                "intents": list(self.intents), "tags": list(self.tags), "product_area": self.product_area,
-                "severity_hint": self.severity_hint, "updated": self.updated, "translations": self.translations,
-                "body": self.body, "path": self.path}
+        return {
+            "id": self.id,
+            "title": self.title,
+            "lang": self.lang,
+            "kind": self.kind,
+            "intents": list(self.intents),
+            "tags": list(self.tags),
+            "product_area": self.product_area,
+            "severity_hint": self.severity_hint,
+            "updated": self.updated,
+            "translations": self.translations,
+            "body": self.body,
+            "path": self.path,
+            "questions": list(self.questions),
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Article:
-        return cls(raw["id"], raw["title"], raw["lang"], raw["kind"], tuple(raw["intents"]), tuple(raw["tags"]),
-                   raw["product_area"], raw["severity_hint"], raw["updated"], raw["translations"], raw["body"],
-                   raw.get("path", ""), split_sections(raw["body"]))
+        return cls(
+            raw["id"],
+            raw["title"],
+            raw["lang"],
+            raw["kind"],
+            tuple(raw["intents"]),
+            tuple(raw["tags"]),
+            raw["product_area"],
+            raw["severity_hint"],
+            raw["updated"],
+            raw["translations"],
+            raw["body"],
+            raw.get("path", ""),
+            split_sections(raw["body"]),
+            tuple(raw.get("questions", ())),
+        )
 
 
 def _list_items(text: str) -> list[str]:
@@ -103,7 +148,9 @@ def _line_of(text: str, key: str) -> int | None:
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
-def parse_article(path: Path, known_intents: Iterable[str] | None = None) -> tuple[Article | None, list[DataError]]:
+def parse_article(
+    path: Path, known_intents: Iterable[str] | None = None
+) -> tuple[Article | None, list[DataError]]:
     """Parse and validate one article file; returns the article (if readable) and its problems."""
     errors: list[DataError] = []
     try:
@@ -112,11 +159,15 @@ def parse_article(path: Path, known_intents: Iterable[str] | None = None) -> tup
         return None, [DataError(path, None, f"cannot read as UTF-8 text: {exc}")]
     match = _FRONT.match(text)
     if not match:
-        return None, [DataError(path, 1, "no YAML front matter: the file must start with '---', the fields, '---'")]
+        return None, [
+            DataError(path, 1, "no YAML front matter: the file must start with '---', the fields, '---'")
+        ]
     try:
         meta = yaml.safe_load(match.group("yaml"))
     except yaml.YAMLError as exc:
-        line = exc.problem_mark.line + 2 if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark else None
+        line = (
+            exc.problem_mark.line + 2 if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark else None
+        )
         return None, [DataError(path, line, f"invalid front matter YAML: {exc}")]
     if not isinstance(meta, dict):
         return None, [DataError(path, 2, "front matter must be a mapping of fields")]
@@ -151,23 +202,42 @@ def parse_article(path: Path, known_intents: Iterable[str] | None = None) -> tup
         known = set(known_intents)
         for intent in intents:
             if intent not in known:
-                err("intents", f"unknown intent {intent!r}; use names from nlu_data/ (e.g. {sorted(known)[:3]})")
+                err(
+                    "intents",
+                    f"unknown intent {intent!r}; use names from nlu_data/ (e.g. {sorted(known)[:3]})",
+                )
     updated = meta["updated"]
     if not isinstance(updated, dt.date):
         try:
             dt.date.fromisoformat(str(updated))
         except ValueError:
             err("updated", f"updated {updated!r} must be a date, YYYY-MM-DD")
+    questions = meta.get("questions", [])
+    if not isinstance(questions, list) or not all(isinstance(q, str) and q.strip() for q in questions):
+        err("questions", "questions must be a list of non-empty strings")
+        questions = []
     body = match.group("body").strip()
     if not body:
         errors.append(DataError(path, None, "the article has no body"))
     if errors:
         return None, errors
     translations = meta.get("translations")
-    article = Article(article_id, str(meta["title"]).strip(), lang, str(meta["kind"]), tuple(map(str, intents)),
-                      tuple(str(t) for t in tags), str(meta["product_area"]), str(meta["severity_hint"]),
-                      str(updated), str(translations) if translations else None, body, str(path),
-                      split_sections(body))
+    article = Article(
+        article_id,
+        str(meta["title"]).strip(),
+        lang,
+        str(meta["kind"]),
+        tuple(map(str, intents)),
+        tuple(str(t) for t in tags),
+        str(meta["product_area"]),
+        str(meta["severity_hint"]),
+        str(updated),
+        str(translations) if translations else None,
+        body,
+        str(path),
+        split_sections(body),
+        tuple(q.strip() for q in questions),
+    )
     return article, []
 
 
@@ -186,16 +256,29 @@ def load_articles(root: Path, known_intents: Iterable[str] | None = None) -> lis
     by_id: dict[str, Article] = {}
     for article in articles:
         if article.id in by_id:
-            errors.append(DataError(article.path, 2, f"duplicate id {article.id!r} (also in {by_id[article.id].path})"))
+            errors.append(
+                DataError(article.path, 2, f"duplicate id {article.id!r} (also in {by_id[article.id].path})")
+            )
         by_id[article.id] = article
     for article in articles:
         other = by_id.get(article.translations) if article.translations else None
         if article.translations and other is None:
-            errors.append(DataError(article.path, None, f"translations points to {article.translations!r}, "
-                                    "which does not exist"))
+            errors.append(
+                DataError(
+                    article.path,
+                    None,
+                    f"translations points to {article.translations!r}, which does not exist",
+                )
+            )
         elif other is not None and (other.lang == article.lang or other.translations != article.id):
-            errors.append(DataError(article.path, None, f"translation {other.id!r} must be in the other language "
-                                    f"and point back to {article.id!r}"))
+            errors.append(
+                DataError(
+                    article.path,
+                    None,
+                    f"translation {other.id!r} must be in the other language "
+                    f"and point back to {article.id!r}",
+                )
+            )
     if errors:
         raise ArticleErrors(errors)
     if not articles:

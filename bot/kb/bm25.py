@@ -34,7 +34,9 @@ def _idf(n_docs: int, df: np.ndarray | float) -> Any:
 class SparseBM25:
     """BM25 over a scipy CSC matrix (documents x terms) of precomputed term weights."""
 
-    def __init__(self, k1: float, b: float, vocab: dict[str, int], matrix: Any, idf: np.ndarray, n_docs: int) -> None:
+    def __init__(
+        self, k1: float, b: float, vocab: dict[str, int], matrix: Any, idf: np.ndarray, n_docs: int
+    ) -> None:
         self.k1, self.b, self.vocab, self.matrix, self.idf, self.n_docs = k1, b, vocab, matrix, idf, n_docs
 
     @classmethod
@@ -45,10 +47,10 @@ class SparseBM25:
         rows, cols, tfs = [], [], []
         lengths = np.array([len(d) for d in docs], dtype=np.float64)
         for row, doc in enumerate(docs):
-            for term, tf in Counter(doc).items():
+            for term, count in Counter(doc).items():
                 rows.append(row)
                 cols.append(vocab.setdefault(term, len(vocab)))
-                tfs.append(tf)
+                tfs.append(count)
         tf = np.array(tfs, dtype=np.float64)
         row_idx = np.array(rows, dtype=np.int64)
         col_idx = np.array(cols, dtype=np.int64)
@@ -68,7 +70,9 @@ class SparseBM25:
 
     def upper_bound(self, terms: Sequence[str]) -> float:
         unseen = float(_idf(self.n_docs, 0.0))
-        return float(sum(self.idf[self.vocab[t]] if t in self.vocab else unseen for t in terms)) * (self.k1 + 1)
+        return float(sum(self.idf[self.vocab[t]] if t in self.vocab else unseen for t in terms)) * (
+            self.k1 + 1
+        )
 
     def save(self, directory: Path) -> None:
         from scipy.sparse import save_npz
@@ -76,17 +80,27 @@ class SparseBM25:
         directory.mkdir(parents=True, exist_ok=True)
         save_npz(directory / "matrix.npz", self.matrix.tocsc())
         np.save(directory / "idf.npy", self.idf)
-        (directory / "bm25.json").write_text(json.dumps({"backend": "sparse", "k1": self.k1, "b": self.b,
-                                                         "n_docs": self.n_docs, "vocab": self.vocab},
-                                                        ensure_ascii=False), encoding="utf-8")
+        (directory / "bm25.json").write_text(
+            json.dumps(
+                {"backend": "sparse", "k1": self.k1, "b": self.b, "n_docs": self.n_docs, "vocab": self.vocab},
+                ensure_ascii=False,
+            ),
+            encoding="utf-8",
+        )
 
     @classmethod
     def load(cls, directory: Path) -> SparseBM25:
         from scipy.sparse import load_npz
 
         meta = json.loads((directory / "bm25.json").read_text(encoding="utf-8"))
-        return cls(meta["k1"], meta["b"], meta["vocab"], load_npz(directory / "matrix.npz").tocsc(),
-                   np.load(directory / "idf.npy"), meta["n_docs"])
+        return cls(
+            meta["k1"],
+            meta["b"],
+            meta["vocab"],
+            load_npz(directory / "matrix.npz").tocsc(),
+            np.load(directory / "idf.npy"),
+            meta["n_docs"],
+        )
 
 
 class Bm25sBM25:
@@ -118,8 +132,12 @@ class Bm25sBM25:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.retriever.save(str(directory / "bm25s"), show_progress=False)
-        (directory / "bm25.json").write_text(json.dumps({"backend": "bm25s", "k1": self.k1, "n_docs": self.n_docs,
-                                                         "df": self.df}, ensure_ascii=False), encoding="utf-8")
+        (directory / "bm25.json").write_text(
+            json.dumps(
+                {"backend": "bm25s", "k1": self.k1, "n_docs": self.n_docs, "df": self.df}, ensure_ascii=False
+            ),
+            encoding="utf-8",
+        )
 
     @classmethod
     def load(cls, directory: Path) -> Bm25sBM25:

@@ -24,6 +24,7 @@ class BM25Config(_Strict):
 class FieldWeights(_Strict):
     title: int = Field(3, ge=0, le=10)
     tags: int = Field(2, ge=0, le=10)
+    questions: int = Field(2, ge=0, le=10)
     body: int = Field(1, ge=0, le=10)
 
 

@@ -47,19 +47,29 @@ def load_queries(path: Path, index: KBIndex | None = None) -> list[Query]:
         raise DataError(path, None, "expected a top-level 'queries:' list")
     queries = []
     for i, item in enumerate(items, 1):
-        if not isinstance(item, dict) or not str(item.get("text", "")).strip() or item.get("lang") not in ("zh", "en"):
+        if (
+            not isinstance(item, dict)
+            or not str(item.get("text", "")).strip()
+            or item.get("lang") not in ("zh", "en")
+        ):
             raise DataError(path, None, f"query {i} needs 'text', 'lang' (zh|en) and 'answers'")
         answers = tuple(item.get("answers") or ())
         if index is not None:
             missing = [a for a in answers if a not in index.by_id]
             if missing:
-                raise DataError(path, None, f"query {i} ({item['text']!r}) names unknown article(s) {missing}")
+                raise DataError(
+                    path, None, f"query {i} ({item['text']!r}) names unknown article(s) {missing}"
+                )
         queries.append(Query(str(item["text"]), item["lang"], answers))
     return queries
 
 
-def run_queries(index: KBIndex, queries: Sequence[Query], intent_of: Callable[[str], str | None] | None,
-                config: AnswerConfig) -> list[Outcome]:
+def run_queries(
+    index: KBIndex,
+    queries: Sequence[Query],
+    intent_of: Callable[[str], str | None] | None,
+    config: AnswerConfig,
+) -> list[Outcome]:
     outcomes = []
     for q in queries:
         intent = intent_of(q.text) if intent_of else None
@@ -90,9 +100,13 @@ def score(outcomes: Sequence[Outcome], threshold: float) -> dict[str, Any]:
         "n_unanswerable": len(unanswerable),
         "recall_at_1": _ratio(sum(o.rank == 1 for o in answerable), len(answerable)),
         "recall_at_3": _ratio(sum(o.rank is not None and o.rank <= 3 for o in answerable), len(answerable)),
-        "mrr": round(float(np.mean([1 / o.rank if o.rank else 0.0 for o in answerable])), 4) if answerable else 0.0,
+        "mrr": round(float(np.mean([1 / o.rank if o.rank else 0.0 for o in answerable])), 4)
+        if answerable
+        else 0.0,
         "no_answer_precision": _ratio(sum(not o.query.answers for o in predicted_none), len(predicted_none)),
-        "no_answer_recall": _ratio(len([o for o in unanswerable if o.confidence < threshold]), len(unanswerable)),
+        "no_answer_recall": _ratio(
+            len([o for o in unanswerable if o.confidence < threshold]), len(unanswerable)
+        ),
         "answered_correctly": _ratio(len(answered_right), len(answerable)),
         "decision_accuracy": _ratio(correct_decisions, len(outcomes)),
         "search_ms_p50": round(float(np.percentile([o.search_ms for o in outcomes], 50)), 3),
@@ -106,17 +120,27 @@ def best_threshold(outcomes: Sequence[Outcome]) -> float:
     return float(THRESHOLDS[int(np.argmax(accuracy))])
 
 
-def evaluate(index: KBIndex, queries: Sequence[Query], intent_of: Callable[[str], str | None] | None,
-             config: AnswerConfig) -> dict[str, Any]:
+def evaluate(
+    index: KBIndex,
+    queries: Sequence[Query],
+    intent_of: Callable[[str], str | None] | None,
+    config: AnswerConfig,
+) -> dict[str, Any]:
     outcomes = run_queries(index, queries, intent_of, config)
     report: dict[str, Any] = {
         "threshold": config.threshold,
         "best_threshold_on_this_set": best_threshold(outcomes),
         "uses_nlu_intent": intent_of is not None,
         "overall": score(outcomes, config.threshold),
-        "by_language": {lang: score([o for o in outcomes if o.query.lang == lang], config.threshold)
-                        for lang in ("zh", "en") if any(o.query.lang == lang for o in outcomes)},
-        "misses": [{"text": o.query.text, "lang": o.query.lang, "answers": list(o.query.answers), "rank": o.rank}
-                   for o in outcomes if o.query.answers and o.rank != 1][:50],
+        "by_language": {
+            lang: score([o for o in outcomes if o.query.lang == lang], config.threshold)
+            for lang in ("zh", "en")
+            if any(o.query.lang == lang for o in outcomes)
+        },
+        "misses": [
+            {"text": o.query.text, "lang": o.query.lang, "answers": list(o.query.answers), "rank": o.rank}
+            for o in outcomes
+            if o.query.answers and o.rank != 1
+        ][:50],
     }
     return report

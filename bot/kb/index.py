@@ -32,8 +32,42 @@ def document_terms(article: Article, analyzer: Analyzer, config: KBConfig) -> li
     weights = config.fields
     title = analyzer.terms(article.title) * weights.title
     tags = analyzer.terms(" ".join(article.tags)) * weights.tags
+    questions = analyzer.terms("\n".join(article.questions)) * weights.questions
     body = analyzer.terms(article.body) * weights.body
-    return title + tags + body
+    return title + tags + questions + body
+
+
+def _analyse_chunk(args: tuple[list[Article], KBConfig, dict[str, str]]) -> list[list[str]]:
+    articles, config, synonyms = args
+    analyzer = Analyzer(synonyms, config.chinese_bigrams)
+    return [document_terms(a, analyzer, config) for a in articles]
+
+
+PARALLEL_FROM = 2000  # below this, starting worker processes costs more than it saves
+
+
+def analyse(
+    articles: Sequence[Article],
+    config: KBConfig,
+    synonyms: dict[str, str],
+    progress: Callable[[str], None] | None = None,
+    chunk: int = 1000,
+) -> list[list[str]]:
+    """Search terms of every article; large sets are analysed on all cores."""
+    chunks = [(list(articles[i : i + chunk]), config, synonyms) for i in range(0, len(articles), chunk)]
+    if len(articles) < PARALLEL_FROM:
+        return [terms for c in chunks for terms in _analyse_chunk(c)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    docs: list[list[str]] = []
+    # fork would copy the parent's threads (spaCy, BLAS) into the workers; spawn starts clean.
+    with ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn")) as pool:
+        for i, terms in enumerate(pool.map(_analyse_chunk, chunks), 1):
+            docs.extend(terms)
+            if progress:
+                progress(f"analysed {len(docs):,}/{len(articles):,} articles ({i}/{len(chunks)} chunks)")
+    return docs
 
 
 def fingerprint(articles_dir: Path, config: KBConfig, synonyms: dict[str, str]) -> str:
@@ -64,21 +98,29 @@ class KBIndex:
                 self.intent_masks.setdefault(intent, np.zeros(len(self.articles), dtype=bool))[i] = True
 
     @classmethod
-    def build(cls, articles: Sequence[Article], config: KBConfig, synonyms: dict[str, str],
-              fingerprint_value: str = "", progress: Callable[[str], None] | None = None) -> KBIndex:
+    def build(
+        cls,
+        articles: Sequence[Article],
+        config: KBConfig,
+        synonyms: dict[str, str],
+        fingerprint_value: str = "",
+        progress: Callable[[str], None] | None = None,
+        docs: Sequence[Sequence[str]] | None = None,
+    ) -> KBIndex:
+        """Index ``articles``; ``docs`` (their terms, from :func:`analyse`) skips the analysis step."""
         started = time.perf_counter()
         analyzer = Analyzer(synonyms, config.chinese_bigrams)
-        docs = []
-        for i, article in enumerate(articles):
-            if progress and i % 1000 == 0:
-                progress(f"analysing {i:,}/{len(articles):,} articles")
-            docs.append(document_terms(article, analyzer, config))
+        if docs is None:
+            docs = analyse(articles, config, synonyms, progress)
         if progress:
             progress("building the BM25 matrix")
         bm25 = BACKENDS[config.bm25.backend].build(docs, config.bm25.k1, config.bm25.b)
-        meta = {"fingerprint": fingerprint_value, "articles": len(articles),
-                "build_seconds": round(time.perf_counter() - started, 3),
-                "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        meta = {
+            "fingerprint": fingerprint_value,
+            "articles": len(articles),
+            "build_seconds": round(time.perf_counter() - started, 3),
+            "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
         return cls(list(articles), bm25, analyzer, config, meta)
 
     def save(self, directory: Path) -> None:
@@ -86,11 +128,17 @@ class KBIndex:
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
         self.bm25.save(tmp / "bm25")
-        (tmp / "articles.json").write_text(json.dumps([a.to_dict() for a in self.articles], ensure_ascii=False),
-                                           encoding="utf-8")
-        (tmp / META_FILE).write_text(json.dumps({**self.meta, "config": self.config.model_dump(),
-                                                 "synonyms": dict(self.analyzer.synonyms)},
-                                                ensure_ascii=False, indent=2), encoding="utf-8")
+        (tmp / "articles.json").write_text(
+            json.dumps([a.to_dict() for a in self.articles], ensure_ascii=False), encoding="utf-8"
+        )
+        (tmp / META_FILE).write_text(
+            json.dumps(
+                {**self.meta, "config": self.config.model_dump(), "synonyms": dict(self.analyzer.synonyms)},
+                ensure_ascii=False,
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
         old = directory.with_name(f".{directory.name}-old")
         if directory.exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -105,7 +153,9 @@ class KBIndex:
         meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
         config = KBConfig.model_validate(meta.pop("config"))
         analyzer = Analyzer(meta.pop("synonyms"), config.chinese_bigrams)
-        articles = [Article.from_dict(raw) for raw in json.loads((directory / "articles.json").read_text("utf-8"))]
+        articles = [
+            Article.from_dict(raw) for raw in json.loads((directory / "articles.json").read_text("utf-8"))
+        ]
         return cls(articles, load_backend(directory / "bm25"), analyzer, config, meta)
 
 
@@ -116,9 +166,15 @@ def stored_fingerprint(directory: Path) -> str | None:
         return None
 
 
-def load_or_build(articles_dir: Path, index_dir: Path, config: KBConfig, synonyms: dict[str, str],
-                  known_intents: Sequence[str] | None = None, force: bool = False,
-                  progress: Callable[[str], None] | None = None) -> tuple[KBIndex, bool]:
+def load_or_build(
+    articles_dir: Path,
+    index_dir: Path,
+    config: KBConfig,
+    synonyms: dict[str, str],
+    known_intents: Sequence[str] | None = None,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[KBIndex, bool]:
     """The saved index when its fingerprint matches the articles; a fresh build (saved) otherwise."""
     current = fingerprint(articles_dir, config, synonyms)
     if not force and stored_fingerprint(index_dir) == current:

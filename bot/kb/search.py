@@ -37,9 +37,17 @@ class Hit:
 
     def to_dict(self) -> dict[str, Any]:
         a = self.article
-        return {"id": a.id, "title": a.title, "lang": a.lang, "intents": list(a.intents), "kind": a.kind,
-                "score": round(self.score, 4), "confidence": round(self.confidence, 4), "snippet": self.snippet,
-                "other_language": self.other_language}
+        return {
+            "id": a.id,
+            "title": a.title,
+            "lang": a.lang,
+            "intents": list(a.intents),
+            "kind": a.kind,
+            "score": round(self.score, 4),
+            "confidence": round(self.confidence, 4),
+            "snippet": self.snippet,
+            "other_language": self.other_language,
+        }
 
 
 @dataclass
@@ -54,8 +62,14 @@ def query_language(text: str) -> str:
     return "en" if detect_language(text).language == "en" else "zh"
 
 
-def search_index(index: KBIndex, query: str, lang: str | None = None, top: int = 5,
-                 intent: str | None = None, snippets: bool = True) -> SearchResult:
+def search_index(
+    index: KBIndex,
+    query: str,
+    lang: str | None = None,
+    top: int = 5,
+    intent: str | None = None,
+    snippets: bool = True,
+) -> SearchResult:
     """Rank articles for ``query``; ``lang`` defaults to the query's own language. Snippets cost more than
     the ranking itself, so callers that only need ids can skip them."""
     query = query[:MAX_QUERY_CHARS]
@@ -80,8 +94,15 @@ def search_index(index: KBIndex, query: str, lang: str | None = None, top: int =
     upper = index.bm25.upper_bound(terms) or 1.0
     for i in order:
         article = index.articles[int(i)]
-        result.hits.append(Hit(article, float(ranked[i]), min(1.0, float(scores[i]) / upper),
-                               snippet(article, terms) if snippets else "", bool(not own[i])))
+        result.hits.append(
+            Hit(
+                article,
+                float(ranked[i]),
+                min(1.0, float(scores[i]) / upper),
+                snippet(article, terms) if snippets else "",
+                bool(not own[i]),
+            )
+        )
     return result
 
 
@@ -122,16 +143,24 @@ def snippet(article: Article, terms: Sequence[str]) -> str:
 class KnowledgeBase:
     """The loaded index, reloaded (rebuilt if needed) when the article files change."""
 
-    def __init__(self, articles_dir: Path, index_dir: Path, config_path: Path, synonyms: dict[str, str],
-                 known_intents: Sequence[str] | None = None, check_interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        articles_dir: Path,
+        index_dir: Path,
+        config_path: Path,
+        synonyms: dict[str, str],
+        known_intents: Sequence[str] | None = None,
+        check_interval: float = 2.0,
+    ) -> None:
         self.articles_dir, self.index_dir, self.config_path = articles_dir, index_dir, config_path
         self.synonyms, self.known_intents = synonyms, list(known_intents) if known_intents else None
         self.check_interval = check_interval
         self._lock = threading.Lock()
         self._checked_at = 0.0
         self._signature = self._stat_signature()
-        self.index, self.rebuilt = load_or_build(articles_dir, index_dir, KBConfig.from_file(config_path),
-                                                 synonyms, self.known_intents)
+        self.index, self.rebuilt = load_or_build(
+            articles_dir, index_dir, KBConfig.from_file(config_path), synonyms, self.known_intents
+        )
 
     def _stat_signature(self) -> tuple[tuple[str, int, int], ...]:
         files = [*sorted(self.articles_dir.rglob("*.md")), self.config_path]
@@ -153,15 +182,21 @@ class KnowledgeBase:
                 self._signature = signature
                 return False
             try:
-                index, _ = load_or_build(self.articles_dir, self.index_dir, config, self.synonyms, self.known_intents)
+                index, _ = load_or_build(
+                    self.articles_dir, self.index_dir, config, self.synonyms, self.known_intents
+                )
             except Exception:
-                logger.exception("knowledge base changed but could not be rebuilt; still serving the old index")
+                logger.exception(
+                    "knowledge base changed but could not be rebuilt; still serving the old index"
+                )
                 return False
             self.index, self._signature = index, signature
             logger.info("knowledge base reloaded: %d articles", len(index.articles))
             return True
 
-    def search(self, query: str, lang: str | None = None, top: int = 5, intent: str | None = None) -> SearchResult:
+    def search(
+        self, query: str, lang: str | None = None, top: int = 5, intent: str | None = None
+    ) -> SearchResult:
         self.reload_if_changed()
         return search_index(self.index, query, lang, top, intent)
 

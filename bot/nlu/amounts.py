@@ -6,10 +6,28 @@ import re
 from dataclasses import dataclass
 
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
-_SYMBOLS = {"¥": "CNY", "￥": "CNY", "rmb": "CNY", "cny": "CNY", "人民币": "CNY", "元": "CNY", "块": "CNY",
-            "块钱": "CNY", "$": "USD", "us$": "USD", "usd": "USD", "美元": "USD", "美金": "USD",
-            "hk$": "HKD", "hkd": "HKD", "港币": "HKD", "€": "EUR", "eur": "EUR", "欧元": "EUR",
-            "yuan": "CNY"}
+_SYMBOLS = {
+    "¥": "CNY",
+    "￥": "CNY",
+    "rmb": "CNY",
+    "cny": "CNY",
+    "人民币": "CNY",
+    "元": "CNY",
+    "块": "CNY",
+    "块钱": "CNY",
+    "$": "USD",
+    "us$": "USD",
+    "usd": "USD",
+    "美元": "USD",
+    "美金": "USD",
+    "hk$": "HKD",
+    "hkd": "HKD",
+    "港币": "HKD",
+    "€": "EUR",
+    "eur": "EUR",
+    "欧元": "EUR",
+    "yuan": "CNY",
+}
 _MULTIPLIERS = {"千": 1_000, "k": 1_000, "万": 10_000, "w": 10_000}
 _PREFIX = r"(?P<pre>us\$|hk\$|rmb|cny|usd|hkd|eur|[¥￥$€])"
 _SUFFIX = r"(?P<suf>块钱|人民币|美元|美金|港币|欧元|元|块|rmb|cny|usd|hkd|eur|yuan)"

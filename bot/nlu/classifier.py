@@ -56,16 +56,23 @@ class TfidfIntentClassifier:
         keep_oos = self.config["out_of_scope_class"]
         pairs = [(s, y) for s, y in zip(states, labels, strict=True) if keep_oos or y != OUT_OF_SCOPE]
         if len({y for _, y in pairs}) < 2:
-            raise DataError("<training data>", None, "need examples of at least two intents to train a classifier")
+            raise DataError(
+                "<training data>", None, "need examples of at least two intents to train a classifier"
+            )
         features = _TwoViewFeatures(self.config)
         x = features.fit_transform(self._docs([s for s, _ in pairs]))
         y = [lbl for _, lbl in pairs]
         estimators = []
         if self.config["model"] in ("logreg", "ensemble"):
-            estimators.append(LogisticRegression(C=self.config["C"], max_iter=self.config["max_iter"]).fit(x, y))
+            estimators.append(
+                LogisticRegression(C=self.config["C"], max_iter=self.config["max_iter"]).fit(x, y)
+            )
         if self.config["model"] in ("mlp", "ensemble"):
-            mlp = MLPClassifier(hidden_layer_sizes=(self.config["mlp_hidden"],), max_iter=self.config["mlp_epochs"],
-                                random_state=self.config["random_state"])
+            mlp = MLPClassifier(
+                hidden_layer_sizes=(self.config["mlp_hidden"],),
+                max_iter=self.config["mlp_epochs"],
+                random_state=self.config["random_state"],
+            )
             estimators.append(mlp.fit(x, y))
         self.fitted = (features, estimators, [str(c) for c in estimators[0].classes_])
 
@@ -104,18 +111,27 @@ class _TwoViewFeatures:
     def __init__(self, config: dict[str, Any]) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        self.word = TfidfVectorizer(ngram_range=tuple(config["word_ngrams"]), sublinear_tf=True,
-                                    token_pattern=r"\S+", lowercase=False)
-        self.char = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(config["char_ngrams"]),
-                                    sublinear_tf=True, min_df=config["char_min_df"], lowercase=False)
+        self.word = TfidfVectorizer(
+            ngram_range=tuple(config["word_ngrams"]), sublinear_tf=True, token_pattern=r"\S+", lowercase=False
+        )
+        self.char = TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=tuple(config["char_ngrams"]),
+            sublinear_tf=True,
+            min_df=config["char_min_df"],
+            lowercase=False,
+        )
 
     def fit_transform(self, docs: list[tuple[str, str]]) -> Any:
         from scipy.sparse import hstack
 
-        return hstack([self.word.fit_transform([w for w, _ in docs]),
-                       self.char.fit_transform([c for _, c in docs])]).tocsr()
+        return hstack(
+            [self.word.fit_transform([w for w, _ in docs]), self.char.fit_transform([c for _, c in docs])]
+        ).tocsr()
 
     def transform(self, docs: list[tuple[str, str]]) -> Any:
         from scipy.sparse import hstack
 
-        return hstack([self.word.transform([w for w, _ in docs]), self.char.transform([c for _, c in docs])]).tocsr()
+        return hstack(
+            [self.word.transform([w for w, _ in docs]), self.char.transform([c for _, c in docs])]
+        ).tocsr()

@@ -100,7 +100,9 @@ class EntityComponent(_Stateless):
     name = "entity_extractor"
     trainable = True
 
-    def __init__(self, config: dict[str, Any], context: Context, tables: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, config: dict[str, Any], context: Context, tables: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(config, context)
         self.tables = tables or {"regexes": {}, "lookups": {}, "synonyms": {}}
         self.extractor = EntityExtractor(**self.tables)

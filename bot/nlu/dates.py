@@ -6,22 +6,69 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-_MONTHS = {m: i + 1 for i, m in enumerate(
-    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
-_MONTH_RE = (r"(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-             r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+    )
+}
+_MONTH_RE = (
+    r"(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
 _CN_WEEKDAY = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6}
-_EN_WEEKDAY = {d: i for i, d in enumerate(["monday", "tuesday", "wednesday", "thursday", "friday",
-                                           "saturday", "sunday"])}
-_RELATIVE = {"今天": 0, "今日": 0, "昨天": -1, "昨日": -1, "前天": -2, "明天": 1, "后天": 2,
-             "today": 0, "yesterday": -1, "tomorrow": 1, "the day before yesterday": -2}
+_EN_WEEKDAY = {
+    d: i for i, d in enumerate(["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"])
+}
+_RELATIVE = {
+    "今天": 0,
+    "今日": 0,
+    "今早": 0,
+    "今天早上": 0,
+    "今晚": 0,
+    "昨天": -1,
+    "昨日": -1,
+    "昨晚": -1,
+    "前天": -2,
+    "大前天": -3,
+    "明天": 1,
+    "后天": 2,
+    "today": 0,
+    "this morning": 0,
+    "tonight": 0,
+    "yesterday": -1,
+    "last night": -1,
+    "tomorrow": 1,
+    "the day before yesterday": -2,
+}
+_NUMBERS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "a": 1,
+    "一": 1,
+    "两": 2,
+    "二": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+}
 
 # Matched against normalised (lower-case, half-width, simplified) text; order matters (longest first).
 DATE = re.compile(
     r"(?<!\d)(?P<y1>20\d{2})\s?[-/.年]\s?(?P<m1>\d{1,2})\s?[-/.月]\s?(?P<d1>\d{1,2})(?:\s?[日号])?(?!\d)"
     r"|(?<!\d)(?P<m2>\d{1,2})\s?月\s?(?P<d2>\d{1,2})\s?[日号](?!\d)"
     r"|(?<![\d.])(?P<d3>\d{1,2})\s?号(?!\d)"
-    r"|(?P<rel>the day before yesterday|yesterday|today|tomorrow|今天|今日|昨天|昨日|前天|明天|后天)"
+    r"|(?P<rel>the day before yesterday|yesterday|today|tomorrow|this morning|tonight|last night"
+    r"|今天早上|今天|今日|今早|今晚|昨天|昨日|昨晚|大前天|前天|明天|后天)"
+    r"|(?P<ago>\d{1,2}|one|two|three|four|five|six|seven|a|[一两二三四五六七])\s?(?P<unit>days?|weeks?|天|个?星期|周)\s?(?:ago|前)"
+    r"|(?<![a-z])(?P<bareday>monday|tuesday|wednesday|thursday|friday|saturday|sunday)(?![a-z])"
     r"|(?P<cnweek>上|这|本|下)?(?:个)?(?:周|星期|礼拜)(?P<cnday>[一二三四五六日天])"
     r"|(?P<enweek>last|this|next)\s(?P<enday>monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
     rf"|\b{_MONTH_RE}\.?\s(?P<d4>\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s(?P<y4>20\d{{2}}))?\b"
@@ -69,6 +116,13 @@ def parse_date(match: re.Match[str], today: dt.date) -> ParsedDate | None:
             date = _safe(prev.year, prev.month, int(g["d3"]))
     elif g["rel"]:
         date = today + dt.timedelta(days=_RELATIVE[g["rel"]])
+    elif g["ago"]:
+        count = int(g["ago"]) if g["ago"].isdigit() else _NUMBERS[g["ago"]]
+        weeks = g["unit"].startswith(("week", "星期", "个星期", "周"))
+        date = today - dt.timedelta(days=count * (7 if weeks else 1))
+    elif g["bareday"]:
+        # A weekday on its own in a support chat is the most recent one ("uploaded on friday").
+        date = today - dt.timedelta(days=(today.weekday() - _EN_WEEKDAY[g["bareday"]]) % 7)
     elif g["cnday"]:
         date = _weekday(today, g["cnweek"], _CN_WEEKDAY[g["cnday"]])
     elif g["enday"]:

@@ -79,26 +79,72 @@ def _upper(text: str, m: re.Match[str], today: dt.date) -> str:
 RULES: tuple[Rule, ...] = (
     Rule("email", re.compile(r"[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}"), priority=90),
     Rule("ticket_id", re.compile(rf"{_D}t-\d{{8}}-\d{{4}}{_E}"), value=_upper, priority=90),
-    Rule("tax_id", re.compile(rf"(?P<ctx>{_TAX_CTX}{_SEP})?{_D}(?P<code>[0-9a-z]{{18}}|[0-9a-z]{{15}}){_E}"),
-         group="code", value=_uscc, priority=80),
-    Rule("invoice_number", re.compile(rf"{_D}(?P<num>\d{{20}}){_E}"), group="num", value=_invoice_number,
-         priority=70),
-    Rule("invoice_number", re.compile(rf"{_INVOICE_NO_CTX}{_SEP}{_D}(?P<num>\d{{8}}){_E}"), group="num",
-         value=_invoice_number, priority=70),
-    Rule("invoice_code", re.compile(rf"{_INVOICE_CODE_CTX}{_SEP}{_D}(?P<code>\d{{10}}|\d{{12}}){_E}"),
-         group="code", value=_digits, priority=65),
-    Rule("invoice_code", re.compile(rf"{_D}(?P<code>[01]\d{{11}}){_E}"), group="code", value=_digits, priority=60),
-    Rule("phone", re.compile(rf"(?<![0-9])(?:\+?86[\s\-]?)?1[3-9]\d[\s\-]?\d{{4}}[\s\-]?\d{{4}}(?![0-9])"),
-         value=_phone, priority=55),
+    Rule(
+        "tax_id",
+        re.compile(rf"(?P<ctx>{_TAX_CTX}{_SEP})?{_D}(?P<code>[0-9a-z]{{18}}|[0-9a-z]{{15}}){_E}"),
+        group="code",
+        value=_uscc,
+        priority=80,
+    ),
+    Rule(
+        "invoice_number",
+        re.compile(rf"{_D}(?P<num>\d{{20}}){_E}"),
+        group="num",
+        value=_invoice_number,
+        priority=70,
+    ),
+    Rule(
+        "invoice_number",
+        re.compile(rf"{_INVOICE_NO_CTX}{_SEP}{_D}(?P<num>\d{{8}}){_E}"),
+        group="num",
+        value=_invoice_number,
+        priority=70,
+    ),
+    Rule(
+        "invoice_code",
+        re.compile(rf"{_INVOICE_CODE_CTX}{_SEP}{_D}(?P<code>\d{{10}}|\d{{12}}){_E}"),
+        group="code",
+        value=_digits,
+        priority=65,
+    ),
+    Rule(
+        "invoice_code",
+        re.compile(rf"{_D}(?P<code>[01]\d{{11}}){_E}"),
+        group="code",
+        value=_digits,
+        priority=60,
+    ),
+    Rule(
+        "phone",
+        re.compile(r"(?<![0-9])(?:\+?86[\s\-]?)?1[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?![0-9])"),
+        value=_phone,
+        priority=55,
+    ),
     Rule("phone", re.compile(rf"{_D}0\d{{2,3}}-\d{{7,8}}{_E}"), value=_digits, priority=55),
     Rule("date", DATE, value=_date, priority=50),
     Rule("amount", AMOUNT, value=_amount, priority=45),
-    Rule("error_code", re.compile(
-        r"(?:错误码|错误代码|错误编号|报错码|error\s?code|err(?:or)?\s?(?:no\.?|#)|errcode|code)\s?[:=：]?\s?"
-        r"(?P<code>[a-z0-9][a-z0-9_\-.]{1,24}[a-z0-9]|\d{2,})"), group="code", value=_upper, priority=40),
-    Rule("error_code", re.compile(r"(?<![\w\-])(?P<code>err[_\-][a-z0-9_\-]+|0x[0-9a-f]{4,8}|[a-z]{1,3}-?\d{3,6})(?![\w\-])"),
-         group="code", value=_upper, priority=30),
-    Rule("error_code", re.compile(r"(?:error|错误|报错)\s?(?P<code>\d{3,5})(?!\d)"), group="code", priority=30),
+    Rule(
+        "error_code",
+        re.compile(
+            r"(?:错误码|错误代码|错误编号|报错码|error\s?code|err(?:or)?\s?(?:no\.?|#)|errcode|code)\s?[:=：]?\s?"
+            r"(?P<code>[a-z0-9][a-z0-9_\-.]{1,24}[a-z0-9]|\d{2,})"
+        ),
+        group="code",
+        value=_upper,
+        priority=40,
+    ),
+    Rule(
+        "error_code",
+        re.compile(
+            r"(?<![\w\-])(?P<code>err[_\-][a-z0-9_\-]+|0x[0-9a-f]{4,8}|[a-z]{1,4}[_\-]?\d{3,6})(?![\w\-])"
+        ),
+        group="code",
+        value=_upper,
+        priority=30,
+    ),
+    Rule(
+        "error_code", re.compile(r"(?:error|错误|报错)\s?(?P<code>\d{3,5})(?!\d)"), group="code", priority=30
+    ),
 )
 
 
@@ -147,19 +193,31 @@ class EntityExtractor:
             doc = _chinese().make_doc(norm.text)
             for match_id, s, e in matcher(doc):
                 span = doc[s:e]
-                candidates.append((10, span.start_char, span.end_char, doc.vocab.strings[match_id], span.text))
+                candidates.append(
+                    (10, span.start_char, span.end_char, doc.vocab.strings[match_id], span.text)
+                )
         return [self._entity(norm, *c) for c in _resolve_overlaps(candidates)]
 
-    def _entity(self, norm: Normalized, priority: int, start: int, end: int, entity: str,
-                value: Any) -> dict[str, Any]:
+    def _entity(
+        self, norm: Normalized, priority: int, start: int, end: int, entity: str, value: Any
+    ) -> dict[str, Any]:
         o_start, o_end = norm.span_to_original(start, end)
         if isinstance(value, str):
             value = self.synonyms.get(value.lower(), value)
-        return {"entity": entity, "start": o_start, "end": o_end, "value": value,
-                "text": norm.original[o_start:o_end], "extractor": EXTRACTOR, "confidence_entity": 1.0}
+        return {
+            "entity": entity,
+            "start": o_start,
+            "end": o_end,
+            "value": value,
+            "text": norm.original[o_start:o_end],
+            "extractor": EXTRACTOR,
+            "confidence_entity": 1.0,
+        }
 
 
-def _resolve_overlaps(candidates: Iterable[tuple[int, int, int, str, Any]]) -> list[tuple[int, int, int, str, Any]]:
+def _resolve_overlaps(
+    candidates: Iterable[tuple[int, int, int, str, Any]],
+) -> list[tuple[int, int, int, str, Any]]:
     """Keep the highest-priority, then longest, candidate of each overlapping group; sorted by position."""
     chosen: list[tuple[int, int, int, str, Any]] = []
     for cand in sorted(candidates, key=lambda c: (-c[0], -(c[2] - c[1]), c[1])):

@@ -36,7 +36,9 @@ class Scored:
     parse_ms: float
 
 
-def score_examples(pipeline: NLUPipeline, examples: Sequence[Example], progress: Progress | None = None) -> list[Scored]:
+def score_examples(
+    pipeline: NLUPipeline, examples: Sequence[Example], progress: Progress | None = None
+) -> list[Scored]:
     """Run each example alone through the full pipeline, as a live message would be."""
     scored = []
     today = pipeline.today()
@@ -47,8 +49,11 @@ def score_examples(pipeline: NLUPipeline, examples: Sequence[Example], progress:
         state = pipeline.process(ex.text, today)
         elapsed = (time.perf_counter() - started) * 1000
         top, conf = state.ranking[0] if state.ranking else (OUT_OF_SCOPE, 0.0)
-        scored.append(Scored(ex, top, conf, state.language.language if state.language else "zh",
-                             state.entities, elapsed))
+        scored.append(
+            Scored(
+                ex, top, conf, state.language.language if state.language else "zh", state.entities, elapsed
+            )
+        )
     return scored
 
 
@@ -85,12 +90,16 @@ def metrics(scored: Sequence[Scored], threshold: float, known_intents: Sequence[
     pred = predictions(scored, threshold)
     unknown = sorted({g for g in gold if g != OUT_OF_SCOPE and g not in known_intents})
     if unknown:
-        logger.warning("test data has intents the training data lacks (counted as errors): %s", ", ".join(unknown))
+        logger.warning(
+            "test data has intents the training data lacks (counted as errors): %s", ", ".join(unknown)
+        )
     in_scope = [(g, p) for g, p in zip(gold, pred, strict=True) if g != OUT_OF_SCOPE]
     oos = [(g, p) for g, p in zip(gold, pred, strict=True) if g == OUT_OF_SCOPE]
     predicted_oos = [(g, p) for g, p in zip(gold, pred, strict=True) if p == OUT_OF_SCOPE]
     labels = sorted(set(gold) | set(pred))
-    precision, recall, f1, support = precision_recall_fscore_support(gold, pred, labels=labels, zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        gold, pred, labels=labels, zero_division=0
+    )
     by_language: dict[str, list[bool]] = defaultdict(list)
     for s, p in zip(scored, pred, strict=True):
         by_language[s.language].append(p == s.example.intent)
@@ -102,16 +111,24 @@ def metrics(scored: Sequence[Scored], threshold: float, known_intents: Sequence[
         "threshold": round(threshold, 3),
         "in_scope_accuracy": _ratio(sum(g == p for g, p in in_scope), len(in_scope)),
         "in_scope_accuracy_no_threshold": _ratio(
-            sum(s.top == s.example.intent for s in scored if s.example.intent != OUT_OF_SCOPE), len(in_scope)),
+            sum(s.top == s.example.intent for s in scored if s.example.intent != OUT_OF_SCOPE), len(in_scope)
+        ),
         "oos_recall": _ratio(sum(p == OUT_OF_SCOPE for _, p in oos), len(oos)),
         "oos_precision": _ratio(sum(g == OUT_OF_SCOPE for g, _ in predicted_oos), len(predicted_oos)),
         "accuracy": _ratio(sum(g == p for g, p in zip(gold, pred, strict=True)), len(gold)),
         "macro_f1": round(float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)), 4),
-        "per_intent": {label: {"precision": round(float(pr), 4), "recall": round(float(rc), 4),
-                               "f1": round(float(f), 4), "support": int(n)}
-                       for label, pr, rc, f, n in zip(labels, precision, recall, f1, support, strict=True)},
-        "by_language": {lang: {"accuracy": _ratio(sum(v), len(v)), "n": len(v)}
-                        for lang, v in sorted(by_language.items())},
+        "per_intent": {
+            label: {
+                "precision": round(float(pr), 4),
+                "recall": round(float(rc), 4),
+                "f1": round(float(f), 4),
+                "support": int(n),
+            }
+            for label, pr, rc, f, n in zip(labels, precision, recall, f1, support, strict=True)
+        },
+        "by_language": {
+            lang: {"accuracy": _ratio(sum(v), len(v)), "n": len(v)} for lang, v in sorted(by_language.items())
+        },
         "entities": entity_metrics(scored),
         "unknown_test_intents": unknown,
         "parse_ms_p50": _percentile(latencies, 50),
@@ -134,13 +151,24 @@ def entity_metrics(scored: Sequence[Scored]) -> dict[str, dict[str, float]]:
             fp[entity] += 1
         for entity, *_ in gold - found:
             fn[entity] += 1
-    return {name: {"precision": _ratio(tp[name], tp[name] + fp[name]), "recall": _ratio(tp[name], tp[name] + fn[name]),
-                   "support": tp[name] + fn[name]}
-            for name in sorted(set(tp) | set(fn))}
+    return {
+        name: {
+            "precision": _ratio(tp[name], tp[name] + fp[name]),
+            "recall": _ratio(tp[name], tp[name] + fn[name]),
+            "support": tp[name] + fn[name],
+        }
+        for name in sorted(set(tp) | set(fn))
+    }
 
 
-def evaluate(train: TrainingData, test: TrainingData, config: PipelineConfig, context: Context,
-             val: TrainingData | None = None, progress: Progress | None = None) -> dict[str, Any]:
+def evaluate(
+    train: TrainingData,
+    test: TrainingData,
+    config: PipelineConfig,
+    context: Context,
+    val: TrainingData | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Train on ``train``; choose the threshold on ``val`` if given (else the config's); report on ``test``."""
     progress = progress or (lambda stage: None)
     pipeline = NLUPipeline.train(train, config, context, progress)
@@ -150,14 +178,23 @@ def evaluate(train: TrainingData, test: TrainingData, config: PipelineConfig, co
         threshold = choose_threshold(score_examples(pipeline, val.examples, progress))
     scored = score_examples(pipeline, test.examples, progress)
     report = metrics(scored, threshold, pipeline.intents)
-    report.update(train_seconds=pipeline.meta["train_seconds"], n_train=pipeline.meta["examples"],
-                  threshold_source="validation" if val is not None else "config")
+    report.update(
+        train_seconds=pipeline.meta["train_seconds"],
+        n_train=pipeline.meta["examples"],
+        threshold_source="validation" if val is not None else "config",
+    )
     report["_scored"] = scored
     return report
 
 
-def cross_validate(data: TrainingData, config: PipelineConfig, context: Context, folds: int = 5,
-                   seed: int = 0, progress: Progress | None = None) -> dict[str, Any]:
+def cross_validate(
+    data: TrainingData,
+    config: PipelineConfig,
+    context: Context,
+    folds: int = 5,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Stratified k-fold over all examples, out-of-scope ones included: each is tested exactly once by a
     model that never saw it (whether the classifier trains on out_of_scope is its own config)."""
     from sklearn.model_selection import StratifiedKFold
@@ -176,8 +213,12 @@ def cross_validate(data: TrainingData, config: PipelineConfig, context: Context,
         scored.extend(score_examples(pipeline, [examples[i] for i in test_idx]))
     threshold = float(config.param("fallback", "threshold"))
     report = metrics(scored, threshold, sorted(set(labels) - {OUT_OF_SCOPE}))
-    report.update(folds=folds, train_seconds=round(statistics.fmean(train_seconds), 3),
-                  n_train=len(examples), threshold_source="config")
+    report.update(
+        folds=folds,
+        train_seconds=round(statistics.fmean(train_seconds), 3),
+        n_train=len(examples),
+        threshold_source="config",
+    )
     report["_scored"] = scored
     return report
 
@@ -212,8 +253,15 @@ def plot_confusion(scored: Sequence[Scored], threshold: float, path: Path, max_l
     for i in range(len(labels)):
         for j in range(len(labels)):
             if matrix[i, j]:
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if matrix[i, j] > peak / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if matrix[i, j] > peak / 2 else "black",
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=10)

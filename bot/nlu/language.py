@@ -42,7 +42,9 @@ def detect_language(text: str, default: str = "zh") -> LanguageGuess:
     han_weight = len(han) * 2
     total = han_weight + latin_letters
     if total == 0:
-        return LanguageGuess(default, "Hant" if default == "zh-Hant" else "Latn" if default == "en" else "Hans")
+        return LanguageGuess(
+            default, "Hant" if default == "zh-Hant" else "Latn" if default == "en" else "Hans"
+        )
     latin_share = latin_letters / total
     if not han:
         return LanguageGuess("en", "Latn")

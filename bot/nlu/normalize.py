@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 _FULLWIDTH_START, _FULLWIDTH_END, _FULLWIDTH_SHIFT = 0xFF01, 0xFF5E, 0xFEE0
 # Characters that carry no meaning for understanding but break tokenisers and regexes.
@@ -31,7 +32,7 @@ class Normalized:
 
 
 @functools.lru_cache(maxsize=1)
-def _t2s():  # type: ignore[no-untyped-def]
+def _t2s() -> Any:
     import opencc
 
     return opencc.OpenCC("t2s")

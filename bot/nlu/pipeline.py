@@ -37,8 +37,14 @@ class NLUPipeline:
 
     # ----------------------------------------------------------------- training
     @classmethod
-    def train(cls, data: TrainingData, config: PipelineConfig, context: Context,
-              progress: Progress | None = None, fingerprint_value: str = "") -> NLUPipeline:
+    def train(
+        cls,
+        data: TrainingData,
+        config: PipelineConfig,
+        context: Context,
+        progress: Progress | None = None,
+        fingerprint_value: str = "",
+    ) -> NLUPipeline:
         progress = progress or (lambda stage: None)
         started = time.perf_counter()
         today = dt.date.today()
@@ -76,8 +82,10 @@ class NLUPipeline:
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
         for i, ((name, _), component) in enumerate(zip(self.config.steps, self.components, strict=True)):
             component.persist(tmp / f"{i:02d}_{name}")
-        (tmp / META_FILE).write_text(json.dumps({**self.meta, "pipeline": self.config.as_list()},
-                                                ensure_ascii=False, indent=2), encoding="utf-8")
+        (tmp / META_FILE).write_text(
+            json.dumps({**self.meta, "pipeline": self.config.as_list()}, ensure_ascii=False, indent=2),
+            encoding="utf-8",
+        )
         old = directory.with_name(f".{directory.name}-old")
         if directory.exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -86,20 +94,30 @@ class NLUPipeline:
         shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
-    def load(cls, directory: Path, data_dir: Path | None = None, timezone: str = "Asia/Shanghai") -> NLUPipeline:
+    def load(
+        cls, directory: Path, data_dir: Path | None = None, timezone: str = "Asia/Shanghai"
+    ) -> NLUPipeline:
         meta_path = directory / META_FILE
         if not meta_path.exists():
             raise ModelNotFoundError(directory)
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         config = PipelineConfig.from_dict({"pipeline": meta.pop("pipeline")}, str(meta_path))
         context = Context(data_dir or directory)
-        components = [registry.load(name, params, directory / f"{i:02d}_{name}", context)
-                      for i, (name, params) in enumerate(config.steps)]
+        components = [
+            registry.load(name, params, directory / f"{i:02d}_{name}", context)
+            for i, (name, params) in enumerate(config.steps)
+        ]
         return cls(config, components, meta, timezone)
 
     @classmethod
-    def load_or_train(cls, data_dir: Path, model_dir: Path, progress: Progress | None = None,
-                      force: bool = False, timezone: str = "Asia/Shanghai") -> tuple[NLUPipeline, bool]:
+    def load_or_train(
+        cls,
+        data_dir: Path,
+        model_dir: Path,
+        progress: Progress | None = None,
+        force: bool = False,
+        timezone: str = "Asia/Shanghai",
+    ) -> tuple[NLUPipeline, bool]:
         """Load the model in ``model_dir`` when its fingerprint matches the data; train otherwise."""
         config = PipelineConfig.from_file(data_dir / CONFIG_FILE)
         current = fingerprint([data_dir], config)
@@ -115,7 +133,9 @@ class NLUPipeline:
         try:
             return dt.datetime.now(ZoneInfo(self.timezone)).date()
         except (KeyError, ValueError) as exc:
-            raise ConfigError(f"unknown time zone {self.timezone!r}; set TRIAGE_TIMEZONE, e.g. Asia/Shanghai") from exc
+            raise ConfigError(
+                f"unknown time zone {self.timezone!r}; set TRIAGE_TIMEZONE, e.g. Asia/Shanghai"
+            ) from exc
 
     def process(self, text: str, today: dt.date | None = None) -> ParseState:
         if not isinstance(text, str):

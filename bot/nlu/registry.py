@@ -50,8 +50,10 @@ def component_class(name: str) -> Any:
         target = REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(REGISTRY))
-        raise ConfigError(f"unknown pipeline component {name!r}; known components: {known}. "
-                          "Fix the 'pipeline' list in nlu_data/config.yml") from None
+        raise ConfigError(
+            f"unknown pipeline component {name!r}; known components: {known}. "
+            "Fix the 'pipeline' list in nlu_data/config.yml"
+        ) from None
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)
 
@@ -61,8 +63,10 @@ def resolve_config(name: str, params: dict[str, Any]) -> dict[str, Any]:
     cls = component_class(name)
     unknown = set(params) - set(cls.defaults)
     if unknown:
-        raise ConfigError(f"component {name!r} has no parameter(s) {sorted(unknown)}; "
-                          f"it accepts {sorted(cls.defaults) or 'none'}")
+        raise ConfigError(
+            f"component {name!r} has no parameter(s) {sorted(unknown)}; "
+            f"it accepts {sorted(cls.defaults) or 'none'}"
+        )
     return {**cls.defaults, **params}
 
 

@@ -34,8 +34,11 @@ class SentimentLexicon:
             for weight, terms in (raw.get(polarity) or {}).items():
                 for term in terms or []:
                     weights[str(term).lower()] = float(weight)
-        lexicon = cls(weights, Negation.from_terms(raw.get("negation", [])),
-                      frozenset(str(t).lower() for t in raw.get("intensifiers", [])))
+        lexicon = cls(
+            weights,
+            Negation.from_terms(raw.get("negation", [])),
+            frozenset(str(t).lower() for t in raw.get("intensifiers", [])),
+        )
         lexicon._pattern = compile_terms(weights)
         return lexicon
 
@@ -51,7 +54,9 @@ class SentimentLexicon:
                 term = m.group(0)
                 weight = self.weights[term]
                 if self.negation.negates(text, m.start(), term.isascii()):
-                    weight = -weight * 0.5 if weight > 0 else 0.0  # "not good" is mildly bad; "not bad" is not bad
+                    weight = (
+                        -weight * 0.5 if weight > 0 else 0.0
+                    )  # "not good" is mildly bad; "not bad" is not bad
                     reasons.append(f"not:{term}")
                 elif self._intensified(text, m.start()):
                     weight *= 1.5

@@ -28,7 +28,9 @@ class ParseState:
     truncated: bool = False
     entities: list[dict[str, Any]] = field(default_factory=list)
     severity: dict[str, Any] = field(default_factory=lambda: {"level": "normal", "reasons": []})
-    sentiment: dict[str, Any] = field(default_factory=lambda: {"label": "neutral", "score": 0.0, "reasons": []})
+    sentiment: dict[str, Any] = field(
+        default_factory=lambda: {"label": "neutral", "score": 0.0, "reasons": []}
+    )
 
     @property
     def normalized_text(self) -> str:
@@ -44,7 +46,9 @@ class ParseState:
             "text": self.text,
             "intent": {"name": self.intent, "confidence": round(self.confidence, 4)},
             "entities": self.entities,
-            "intent_ranking": [{"name": n, "confidence": round(c, 4)} for n, c in self.ranking[:RANKING_LENGTH]],
+            "intent_ranking": [
+                {"name": n, "confidence": round(c, 4)} for n, c in self.ranking[:RANKING_LENGTH]
+            ],
             "ambiguous": self.ambiguous,
             "language": self.language.language if self.language else "zh",
             "script": self.language.script if self.language else "Hans",

@@ -72,7 +72,9 @@ class TrainingData:
             self.lookups.setdefault(name, []).extend(items)
 
 
-def parse_annotated(text: str, path: Path | str = "<text>", line: int | None = None) -> tuple[str, list[EntitySpan]]:
+def parse_annotated(
+    text: str, path: Path | str = "<text>", line: int | None = None
+) -> tuple[str, list[EntitySpan]]:
     """Strip Rasa entity annotations from one example, returning the plain text and the spans."""
     plain: list[str] = []
     spans: list[EntitySpan] = []
@@ -87,9 +89,11 @@ def parse_annotated(text: str, path: Path | str = "<text>", line: int | None = N
             try:
                 spec = json.loads(match.group("json"))
             except ValueError as exc:
-                raise DataError(path, line, f"entity annotation {match.group(0)!r} is not valid JSON: {exc}") from exc
+                raise DataError(
+                    path, line, f"entity annotation {match.group(0)!r} is not valid JSON: {exc}"
+                ) from exc
             if not isinstance(spec, dict) or "entity" not in spec:
-                raise DataError(path, line, f"entity annotation {match.group(0)!r} needs an \"entity\" key")
+                raise DataError(path, line, f'entity annotation {match.group(0)!r} needs an "entity" key')
             entity, value = str(spec["entity"]), str(spec.get("value", entity_text))
         else:
             entity = match.group("entity").strip()
@@ -97,7 +101,9 @@ def parse_annotated(text: str, path: Path | str = "<text>", line: int | None = N
         if not _NAME.match(entity):
             raise DataError(path, line, f"entity name {entity!r} in {match.group(0)!r} is not a valid name")
         if entity_text != entity_text.strip() or not entity_text.strip():
-            raise DataError(path, line, f"entity text in {match.group(0)!r} is empty or has surrounding spaces")
+            raise DataError(
+                path, line, f"entity text in {match.group(0)!r} is empty or has surrounding spaces"
+            )
         plain.append(entity_text)
         spans.append(EntitySpan(entity, start, start + len(entity_text), value))
         pos = match.end()
@@ -106,8 +112,12 @@ def parse_annotated(text: str, path: Path | str = "<text>", line: int | None = N
     # Leftover brackets mean an annotation we could not read: Rasa would train on the raw markup.
     leftover = re.search(r"\[[^\]]*\]\s*[({]|\]\(", result)
     if leftover:
-        raise DataError(path, line, f"malformed entity annotation near {result[leftover.start():][:40]!r}; "
-                        "write it as [text](entity_name)")
+        raise DataError(
+            path,
+            line,
+            f"malformed entity annotation near {result[leftover.start() :][:40]!r}; "
+            "write it as [text](entity_name)",
+        )
     return result, spans
 
 
@@ -137,7 +147,9 @@ def _examples_block(node: yaml.Node, path: Path) -> Iterator[tuple[str, int]]:
             else:
                 raise DataError(path, line, "an example must be a string or a mapping with 'text'")
     else:
-        raise DataError(path, node.start_mark.line + 1, "'examples' must be a literal block (|) of '- ' lines")
+        raise DataError(
+            path, node.start_mark.line + 1, "'examples' must be a literal block (|) of '- ' lines"
+        )
 
 
 def _load_file(path: Path) -> TrainingData:
@@ -152,17 +164,24 @@ def _load_file(path: Path) -> TrainingData:
     if root is None:
         return data
     if not isinstance(root, yaml.MappingNode):
-        raise DataError(path, root.start_mark.line + 1, "the top level must be a mapping with 'version' and 'nlu'")
+        raise DataError(
+            path, root.start_mark.line + 1, "the top level must be a mapping with 'version' and 'nlu'"
+        )
     top = {k.value: v for k, v in root.value}
     if "nlu" not in top:
         return data  # a config, domain or stories file: not NLU data
     version = top.get("version")
     if version is not None and str(version.value) not in SUPPORTED_VERSIONS:
-        raise DataError(path, version.start_mark.line + 1,
-                        f"version {version.value!r} is not a Rasa training-data version ({sorted(SUPPORTED_VERSIONS)})")
+        raise DataError(
+            path,
+            version.start_mark.line + 1,
+            f"version {version.value!r} is not a Rasa training-data version ({sorted(SUPPORTED_VERSIONS)})",
+        )
     nlu = top["nlu"]
     if not isinstance(nlu, yaml.SequenceNode):
-        raise DataError(path, nlu.start_mark.line + 1, "'nlu' must be a list of intent/synonym/regex/lookup items")
+        raise DataError(
+            path, nlu.start_mark.line + 1, "'nlu' must be a list of intent/synonym/regex/lookup items"
+        )
     for item in nlu.value:
         _load_item(item, path, data)
     return data
@@ -234,8 +253,12 @@ def _check_conflicts(data: TrainingData) -> None:
         if first is None:
             seen[key] = ex
         elif first.intent != ex.intent:
-            raise DataError(ex.source, ex.line, f"example {ex.text!r} is also labelled {first.intent!r} "
-                            f"at {first.source}:{first.line}; one text must have one intent")
+            raise DataError(
+                ex.source,
+                ex.line,
+                f"example {ex.text!r} is also labelled {first.intent!r} "
+                f"at {first.source}:{first.line}; one text must have one intent",
+            )
         else:
             logger.warning("%s:%s: duplicate example %r", ex.source, ex.line, ex.text)
 
@@ -257,5 +280,8 @@ def dump_rasa_yaml(examples: Iterable[tuple[str, str]]) -> str:
 
 
 def as_dict(example: Example) -> dict[str, Any]:
-    return {"text": example.text, "intent": example.intent,
-            "entities": [e.__dict__ for e in example.entities]}
+    return {
+        "text": example.text,
+        "intent": example.intent,
+        "entities": [e.__dict__ for e in example.entities],
+    }

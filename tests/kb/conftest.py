@@ -15,10 +15,14 @@ def nlu_data_tables() -> tuple[dict[str, str], list[str]]:
 
 
 @pytest.fixture(scope="session")
-def kb_index(tmp_path_factory: pytest.TempPathFactory, nlu_data_tables: tuple[dict[str, str], list[str]]) -> KBIndex:
+def kb_index(
+    tmp_path_factory: pytest.TempPathFactory, nlu_data_tables: tuple[dict[str, str], list[str]]
+) -> KBIndex:
     synonyms, intents = nlu_data_tables
     out = tmp_path_factory.mktemp("kb") / "kb"
-    index, _ = load_or_build(KB_DIR / "articles", out, KBConfig.from_file(KB_DIR / "config.yml"), synonyms, intents)
+    index, _ = load_or_build(
+        KB_DIR / "articles", out, KBConfig.from_file(KB_DIR / "config.yml"), synonyms, intents
+    )
     return index
 
 
@@ -43,11 +47,27 @@ translations: {translations}
 """
 
 
-def write_article(root: Path, folder: str, slug: str, title: str, body: str, intent: str = "invoice_archive",
-                  tags: str = "归档", translations: str = "", **overrides: str) -> Path:
+def write_article(
+    root: Path,
+    folder: str,
+    slug: str,
+    title: str,
+    body: str,
+    intent: str = "invoice_archive",
+    tags: str = "归档",
+    translations: str = "",
+    **overrides: str,
+) -> Path:
     """Write ``root/folder/slug.md``; ``overrides`` replace front-matter values (id, lang, ...)."""
-    fields = {"id": f"{folder}-{slug}", "title": title, "lang": folder, "intent": intent, "tags": tags,
-              "translations": translations, "body": body}
+    fields = {
+        "id": f"{folder}-{slug}",
+        "title": title,
+        "lang": folder,
+        "intent": intent,
+        "tags": tags,
+        "translations": translations,
+        "body": body,
+    }
     fields.update(overrides)
     path = root / folder / f"{slug}.md"
     path.parent.mkdir(parents=True, exist_ok=True)

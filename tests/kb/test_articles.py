@@ -11,7 +11,8 @@ INTENTS = ["invoice_archive", "invoice_verification_failed"]
 
 
 def test_repository_articles_are_valid_and_cover_every_support_intent(
-        nlu_data_tables: tuple[dict[str, str], list[str]]) -> None:
+    nlu_data_tables: tuple[dict[str, str], list[str]],
+) -> None:
     _, intents = nlu_data_tables
     articles = load_articles(KB_DIR / "articles", intents)
     for lang in ("zh", "en"):
@@ -24,8 +25,9 @@ def test_repository_articles_are_valid_and_cover_every_support_intent(
 
 def test_a_valid_pair_loads(tmp_path: Path) -> None:
     write_article(tmp_path, "zh", "keep", "发票归档", "归档说明", translations="en-keep")
-    write_article(tmp_path, "en", "keep", "Archiving invoices", "How to archive", tags="archive",
-                  translations="zh-keep")
+    write_article(
+        tmp_path, "en", "keep", "Archiving invoices", "How to archive", tags="archive", translations="zh-keep"
+    )
     articles = load_articles(tmp_path, INTENTS)
     assert {a.id for a in articles} == {"zh-keep", "en-keep"}
     assert articles[1].steps[0].startswith("第一步")
@@ -42,8 +44,9 @@ def test_a_valid_pair_loads(tmp_path: Path) -> None:
         ({"translations": "en-missing"}, "translations points to 'en-missing', which does not exist", None),
     ],
 )
-def test_front_matter_errors_name_file_and_line(tmp_path: Path, overrides: dict[str, str], message: str,
-                                                line: int | None) -> None:
+def test_front_matter_errors_name_file_and_line(
+    tmp_path: Path, overrides: dict[str, str], message: str, line: int | None
+) -> None:
     path = write_article(tmp_path, "zh", "a", "标题", "正文", **overrides)
     with pytest.raises(ArticleErrors) as info:
         load_articles(tmp_path, INTENTS)

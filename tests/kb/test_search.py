@@ -41,7 +41,9 @@ def test_retrieval(kb_index: KBIndex, query: str, expected: str) -> None:
         ("帳號被鎖定了怎麼辦", "zh-login-account-locked"),
     ],
 )
-def test_traditional_chinese_finds_the_simplified_article(kb_index: KBIndex, query: str, expected: str) -> None:
+def test_traditional_chinese_finds_the_simplified_article(
+    kb_index: KBIndex, query: str, expected: str
+) -> None:
     hit = search_index(kb_index, query, top=3).hits[0]
     assert hit.article.id == expected
     assert hit.article.lang == "zh"
@@ -74,7 +76,9 @@ def test_bad_queries_return_cleanly(kb_index: KBIndex, query: str) -> None:
 
 def test_no_answer_when_nothing_matches(kb_index: KBIndex) -> None:
     config = AnswerConfig(threshold=0.25)
-    assert compose_answer(None, search_index(kb_index, "?!"), config) == NoAnswer(NO_QUERY, "the message has no searchable words")
+    assert compose_answer(None, search_index(kb_index, "?!"), config) == NoAnswer(
+        NO_QUERY, "the message has no searchable words"
+    )
     no_match = compose_answer(None, search_index(kb_index, "量子纠缠的猫"), config)
     assert isinstance(no_match, NoAnswer) and no_match.reason in (NO_MATCH, LOW_CONFIDENCE)
     off_topic = compose_answer(None, search_index(kb_index, "你们公司招聘吗，待遇怎么样"), config)
@@ -83,7 +87,9 @@ def test_no_answer_when_nothing_matches(kb_index: KBIndex) -> None:
 
 def test_confident_answer_has_steps_and_link(kb_index: KBIndex) -> None:
     parse = {"intent": {"name": "invoice_verification_failed", "confidence": 0.9}}
-    answer = compose_answer(parse, search_index(kb_index, "发票查验失败，提示查验结果不一致", top=3), AnswerConfig())
+    answer = compose_answer(
+        parse, search_index(kb_index, "发票查验失败，提示查验结果不一致", top=3), AnswerConfig()
+    )
     assert isinstance(answer, Answer)
     assert answer.article_id == "zh-verify-info-mismatch"
     assert answer.steps and answer.link == "/kb/zh-verify-info-mismatch"
@@ -92,20 +98,32 @@ def test_confident_answer_has_steps_and_link(kb_index: KBIndex) -> None:
 
 def test_other_language_fallback(tmp_path: Path, nlu_data_tables: tuple[dict[str, str], list[str]]) -> None:
     synonyms, intents = nlu_data_tables
-    write_article(tmp_path / "articles", "en", "ofd-viewer", "Opening OFD files", "Install an OFD viewer",
-                  tags="ofd, viewer")
+    write_article(
+        tmp_path / "articles",
+        "en",
+        "ofd-viewer",
+        "Opening OFD files",
+        "Install an OFD viewer",
+        tags="ofd, viewer",
+    )
     kb = KnowledgeBase(tmp_path / "articles", tmp_path / "index", tmp_path / "config.yml", synonyms, intents)
     hit = kb.search("OFD viewer 怎么装", lang="zh").hits[0]
     assert hit.article.id == "en-ofd-viewer" and hit.other_language
 
 
-def test_index_reloads_when_an_article_changes(tmp_path: Path, nlu_data_tables: tuple[dict[str, str], list[str]]) -> None:
+def test_index_reloads_when_an_article_changes(
+    tmp_path: Path, nlu_data_tables: tuple[dict[str, str], list[str]]
+) -> None:
     synonyms, intents = nlu_data_tables
     articles = tmp_path / "articles"
     shutil.copytree(KB_DIR / "articles", articles)
-    kb = KnowledgeBase(articles, tmp_path / "index", KB_DIR / "config.yml", synonyms, intents, check_interval=0)
+    kb = KnowledgeBase(
+        articles, tmp_path / "index", KB_DIR / "config.yml", synonyms, intents, check_interval=0
+    )
     assert kb.rebuilt
-    assert not kb.search("月球基地报销").hits or kb.search("月球基地报销").hits[0].article.id != "zh-moon-base"
+    assert (
+        not kb.search("月球基地报销").hits or kb.search("月球基地报销").hits[0].article.id != "zh-moon-base"
+    )
     write_article(articles, "zh", "moon-base", "月球基地差旅报销", "月球基地出差的报销流程", tags="月球基地")
     assert kb.reload_if_changed(force_check=True)
     assert kb.search("月球基地报销").hits[0].article.id == "zh-moon-base"

@@ -16,7 +16,10 @@ def test_repository_config_resolves_defaults() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"pipeline": [{"name": "spacy_bert"}]}, "unknown pipeline component 'spacy_bert'; known components:"),
+        (
+            {"pipeline": [{"name": "spacy_bert"}]},
+            "unknown pipeline component 'spacy_bert'; known components:",
+        ),
         ({"pipeline": [{"name": "fallback", "treshold": 0.5}]}, "has no parameter(s) ['treshold']"),
         ({"pipeline": []}, "non-empty 'pipeline:'"),
         ({"pipeline": [{"threshold": 1}]}, "needs a 'name'"),
@@ -35,11 +38,11 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 
 def test_fingerprint_changes_with_data_and_config(tmp_path: Path) -> None:
-    (tmp_path / "a.yml").write_text("version: \"3.1\"\nnlu: []\n", encoding="utf-8")
+    (tmp_path / "a.yml").write_text('version: "3.1"\nnlu: []\n', encoding="utf-8")
     config = PipelineConfig.from_dict({"pipeline": [{"name": "normalizer"}]})
     first = fingerprint([tmp_path], config)
     assert fingerprint([tmp_path], config) == first
-    (tmp_path / "a.yml").write_text("version: \"3.1\"\nnlu: [] # changed\n", encoding="utf-8")
+    (tmp_path / "a.yml").write_text('version: "3.1"\nnlu: [] # changed\n', encoding="utf-8")
     second = fingerprint([tmp_path], config)
     assert second != first
     other = PipelineConfig.from_dict({"pipeline": [{"name": "normalizer", "max_chars": 10}]})

@@ -19,8 +19,14 @@ def extract(text: str, extractor: EntityExtractor | None = None) -> list[tuple[s
     ("text", "expected"),
     [
         # invoice numbers: 20-digit 数电发票 (year prefix 21..next year), 8-digit only after a context word
-        ("发票号码24442000000123456789查验失败", [("invoice_number", "24442000000123456789", "24442000000123456789")]),
-        ("發票號碼：24442000000123456789", [("invoice_number", "24442000000123456789", "24442000000123456789")]),
+        (
+            "发票号码24442000000123456789查验失败",
+            [("invoice_number", "24442000000123456789", "24442000000123456789")],
+        ),
+        (
+            "發票號碼：24442000000123456789",
+            [("invoice_number", "24442000000123456789", "24442000000123456789")],
+        ),
         ("号码 01234567 查不到", [("invoice_number", "01234567", "01234567")]),
         ("订单 01234567", []),
         ("19442000000123456789", []),  # year 2019: before 数电发票 existed
@@ -54,10 +60,15 @@ def extract(text: str, extractor: EntityExtractor | None = None) -> list[tuple[s
         ("last friday", [("date", "last friday", "2026-11-20")]),
         ("on Nov 3", [("date", "Nov 3", "2026-11-03")]),
         ("2026-02-30", []),  # no such day
+        ("3 days ago", [("date", "3 days ago", "2026-11-20")]),
+        ("两周前提交的", [("date", "两周前", "2026-11-09")]),
+        ("uploaded it on friday", [("date", "friday", "2026-11-20")]),  # the most recent Friday
+        ("大前天", [("date", "大前天", "2026-11-20")]),
         # error codes
         ("错误码：E2031", [("error_code", "E2031", "E2031")]),
         ("Error 1032: invoice info mismatch", [("error_code", "1032", "1032")]),
         ("ERR_INVOICE_403", [("error_code", "ERR_INVOICE_403", "ERR_INVOICE_403")]),
+        ("got PW_500 again", [("error_code", "PW_500", "PW_500")]),
         # phones, emails, tickets
         ("call me 138-1234-5678", [("phone", "138-1234-5678", "13812345678")]),
         ("+86 139 0000 1111", [("phone", "+86 139 0000 1111", "13900001111")]),
@@ -77,17 +88,27 @@ def test_several_entities_in_one_message() -> None:
 
 
 def test_data_regexes_lookups_and_synonyms() -> None:
-    extractor = EntityExtractor(regexes={"employee_id": [r"emp-\d{4}"]},
-                                lookups={"erp": ["用友", "金蝶", "SAP"]},
-                                synonyms={"sap": "SAP S/4HANA"})
+    extractor = EntityExtractor(
+        regexes={"employee_id": [r"emp-\d{4}"]},
+        lookups={"erp": ["用友", "金蝶", "SAP"]},
+        synonyms={"sap": "SAP S/4HANA"},
+    )
     assert extract("EMP-0042 对接 sap 失败", extractor) == [
-        ("employee_id", "EMP-0042", "EMP-0042"), ("erp", "sap", "SAP S/4HANA")]
+        ("employee_id", "EMP-0042", "EMP-0042"),
+        ("erp", "sap", "SAP S/4HANA"),
+    ]
 
 
 @pytest.mark.parametrize(
     ("code", "valid"),
-    [("91350100M000100Y43", True), ("91110000802100433B", True), ("91440300708461136T", True),
-     ("91350100M000100Y40", False), ("9135010", False), ("ZZ350100M000100Y43", False)],
+    [
+        ("91350100M000100Y43", True),
+        ("91110000802100433B", True),
+        ("91440300708461136T", True),
+        ("91350100M000100Y40", False),
+        ("9135010", False),
+        ("ZZ350100M000100Y43", False),
+    ],
 )
 def test_uscc_check_character(code: str, valid: bool) -> None:
     assert is_valid_uscc(code) is valid

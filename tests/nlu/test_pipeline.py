@@ -34,8 +34,16 @@ def test_parse_intents_in_both_languages(nlu: NLUPipeline, text: str, intent: st
 
 def test_parse_has_rasa_shape_and_more(nlu: NLUPipeline) -> None:
     result = nlu.parse("全公司都登不上了，发票号码24442000000123456789，月底要结账！", TODAY)
-    assert set(result) >= {"text", "intent", "entities", "intent_ranking", "language", "severity", "sentiment",
-                           "ambiguous"}
+    assert set(result) >= {
+        "text",
+        "intent",
+        "entities",
+        "intent_ranking",
+        "language",
+        "severity",
+        "sentiment",
+        "ambiguous",
+    }
     assert set(result["intent"]) == {"name", "confidence"}
     assert len(result["intent_ranking"]) == 10
     confidences = [r["confidence"] for r in result["intent_ranking"]]
@@ -70,8 +78,16 @@ def test_sentiment_and_severity_on_a_complaint(nlu: NLUPipeline) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "😀😀😀", "\x00\x01\x02\ufffd\ufffd", "?!。，", "a" * 100_000, "发票查验失败" * 20_000,
-     "\ud800 lone surrogate"],
+    [
+        "",
+        "   ",
+        "😀😀😀",
+        "\x00\x01\x02\ufffd\ufffd",
+        "?!。，",
+        "a" * 100_000,
+        "发票查验失败" * 20_000,
+        "\ud800 lone surrogate",
+    ],
 )
 def test_bad_input_gets_a_clean_result(nlu: NLUPipeline, text: str) -> None:
     result = nlu.parse(text, TODAY)
@@ -114,15 +130,20 @@ def test_changed_data_retrains(tmp_path: Path) -> None:
     for name in ("config.yml", "jieba_userdict.txt", "severity.yml", "sentiment.yml"):
         shutil.copy(DATA_DIR / name, data / name)
     nlu_file = data / "nlu.yml"
-    nlu_file.write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - hi\n    - 你好\n'
-                        '- intent: goodbye\n  examples: |\n    - bye\n    - 再见\n', encoding="utf-8")
+    nlu_file.write_text(
+        'version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - hi\n    - 你好\n'
+        "- intent: goodbye\n  examples: |\n    - bye\n    - 再见\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "model"
     first, trained = NLUPipeline.load_or_train(data, out)
     assert trained and first.intents == ["goodbye", "greet"]
     _, trained = NLUPipeline.load_or_train(data, out)
     assert not trained
-    nlu_file.write_text(nlu_file.read_text(encoding="utf-8") + "- intent: thanks\n  examples: |\n    - thx\n",
-                        encoding="utf-8")
+    nlu_file.write_text(
+        nlu_file.read_text(encoding="utf-8") + "- intent: thanks\n  examples: |\n    - thx\n",
+        encoding="utf-8",
+    )
     second, trained = NLUPipeline.load_or_train(data, out)
     assert trained and second.intents == ["goodbye", "greet", "thanks"]
     reloaded = NLUPipeline.load(out)

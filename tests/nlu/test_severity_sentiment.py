@@ -32,7 +32,9 @@ def lexicon() -> SentimentLexicon:
         ("你好", "greet", "normal", []),
     ],
 )
-def test_severity(rules: SeverityRules, text: str, intent: str | None, level: str, reasons: list[str]) -> None:
+def test_severity(
+    rules: SeverityRules, text: str, intent: str | None, level: str, reasons: list[str]
+) -> None:
     result = rules.assess(normalize(text).text, intent)
     assert result["level"] == level
     assert result["reasons"] == reasons

@@ -1,0 +1,165 @@
+"""NLU benchmarks: CLINC150 (paper protocol), SMP2019, cross-validation on nlu_data, latency/training cost.
+
+Run one with ``python -m benchmarks.nlu NAME`` (NAME: clinc150, smp2019, cv, cost); ``make bench`` runs all.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import DATASETS, ROOT, dir_size_mib, peak_rss_mib, percentiles, write_result
+from bot.cli.data_cmd import read_clinc150, read_jsonl
+from bot.nlu.config import PipelineConfig
+from bot.nlu.evaluation import cross_validate, evaluate, plot_confusion
+from bot.nlu.pipeline import NLUPipeline
+from bot.nlu.registry import Context
+from bot.nlu.training_data import Example, TrainingData, load_training_data
+
+DATA_DIR = ROOT / "nlu_data"
+CONFIGS = ROOT / "benchmarks" / "configs"
+PAPER = {  # Larson et al. 2019, Table 2, CLINC150 "full", threshold rows: in-scope accuracy / OOS recall
+    "BERT": (96.2, 52.3),
+    "MLP-USE": (93.4, 49.1),
+    "Rasa": (90.9, 31.2),
+    "SVM": (88.2, 18.0),
+    "FastText": (88.6, 28.3),
+}
+
+
+def _data(pairs: list[tuple[str, str]]) -> TrainingData:
+    return TrainingData([Example(text, label) for text, label in pairs])
+
+
+def _progress(stage: str) -> None:
+    print(f"  {stage}", file=sys.stderr, flush=True)
+
+
+def _strip(report: dict) -> dict:
+    report.pop("_scored", None)
+    return report
+
+
+def clinc150() -> None:
+    source = DATASETS / "clinc150" / "data_full.json"
+    if not source.exists():
+        print(f"skipped: {source} not found (CLINC150 lives in ../shared/datasets)", file=sys.stderr)
+        return
+    splits = read_clinc150(source)
+    config = PipelineConfig.from_file(CONFIGS / "clinc150.yml")
+    report = evaluate(
+        _data(splits["train"]),
+        _data(splits["test"]),
+        config,
+        Context(DATA_DIR),
+        val=_data(splits["val"]),
+        progress=_progress,
+    )
+    plot_confusion(
+        report["_scored"], report["threshold"], ROOT / "benchmarks" / "results" / "clinc150_confusion.png"
+    )
+    report = _strip(report)
+    write_result(
+        "clinc150",
+        {
+            "dataset": "CLINC150 full (Larson et al. 2019), CC BY 3.0",
+            "config": "benchmarks/configs/clinc150.yml",
+            "paper_threshold_rows": PAPER,
+            "peak_rss_mib": peak_rss_mib(),
+            **{k: v for k, v in report.items() if k not in ("per_intent", "entities")},
+            "per_intent_f1_lowest": sorted(((v["f1"], k) for k, v in report["per_intent"].items()))[:10],
+        },
+    )
+
+
+def smp2019() -> None:
+    source = DATASETS / "smp2019" / "smp2019_labeled_splits.jsonl"
+    if not source.exists():
+        print(f"skipped: {source} not found", file=sys.stderr)
+        return
+    splits = read_jsonl(source)
+    config = PipelineConfig.from_file(CONFIGS / "smp2019.yml")
+    train = splits["train"] + splits.get("dev", [])
+    report = _strip(
+        evaluate(_data(train), _data(splits["test"]), config, Context(DATA_DIR), progress=_progress)
+    )
+    write_result(
+        "smp2019",
+        {
+            "dataset": "SMP2019-ECDT task 1 (research use only)",
+            "config": "benchmarks/configs/smp2019.yml",
+            "train": "train + dev",
+            "label_accuracy": report["accuracy"],
+            "peak_rss_mib": peak_rss_mib(),
+            **{k: v for k, v in report.items() if k not in ("per_intent", "entities")},
+        },
+    )
+
+
+def cv() -> None:
+    data = load_training_data(DATA_DIR)
+    config = PipelineConfig.from_file(DATA_DIR / "config.yml")
+    report = cross_validate(data, config, Context(DATA_DIR), folds=5, progress=_progress)
+    plot_confusion(
+        report["_scored"], report["threshold"], ROOT / "benchmarks" / "results" / "nlu_cv_confusion.png"
+    )
+    write_result(
+        "nlu_cv", {"data": "nlu_data (5-fold, stratified, out_of_scope examples included)", **_strip(report)}
+    )
+
+
+def cost() -> None:
+    """Training time and size for nlu_data; single-message parse latency on realistic messages."""
+    data = load_training_data(DATA_DIR)
+    config = PipelineConfig.from_file(DATA_DIR / "config.yml")
+    times = []
+    out = Path(tempfile.mkdtemp()) / "nlu"
+    for _ in range(3):
+        started = time.perf_counter()
+        pipeline = NLUPipeline.train(data, config, Context(DATA_DIR))
+        times.append(time.perf_counter() - started)
+    pipeline.save(out)
+    loaded = NLUPipeline.load(out)
+    messages = [ex.text for ex in data.examples]
+    for text in messages[:200]:  # warm caches as a running server would be
+        loaded.parse(text)
+    latencies = []
+    today = loaded.today()
+    for text in messages:
+        started = time.perf_counter()
+        loaded.parse(text, today)
+        latencies.append((time.perf_counter() - started) * 1000)
+    long_text = "发票查验失败，提示不一致。" * 400
+    long_ms = []
+    for _ in range(50):
+        started = time.perf_counter()
+        loaded.parse(long_text, today)
+        long_ms.append((time.perf_counter() - started) * 1000)
+    write_result(
+        "nlu_cost",
+        {
+            "examples": len(data.in_scope()),
+            "out_of_scope_examples": len(data.out_of_scope()),
+            "train_seconds_median_of_3": round(statistics.median(times), 2),
+            "train_seconds_runs": [round(t, 2) for t in times],
+            "model_size_mib": dir_size_mib(out),
+            "peak_rss_mib": peak_rss_mib(),
+            "parse_ms": percentiles(latencies),
+            "parse_messages": len(latencies),
+            "parse_ms_5200_chars": percentiles(long_ms),
+        },
+    )
+    shutil.rmtree(out.parent, ignore_errors=True)
+
+
+BENCHES = {"clinc150": clinc150, "smp2019": smp2019, "cv": cv, "cost": cost}
+
+if __name__ == "__main__":
+    names = sys.argv[1:] or list(BENCHES)
+    for name in names:
+        print(f"nlu benchmark: {name}", file=sys.stderr, flush=True)
+        BENCHES[name]()

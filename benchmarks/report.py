@@ -1,0 +1,188 @@
+"""Write docs/benchmarks.md from benchmarks/results/*.json."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from benchmarks.common import RESULTS, ROOT
+
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _machine(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']} — {result['measured_at']}"
+
+
+def nlu_section() -> list[str]:
+    out = ["## NLU", ""]
+    clinc = _load("clinc150")
+    if clinc:
+        out += [
+            "### CLINC150 (full), threshold chosen on the validation set",
+            "",
+            f"Measured on: {_machine(clinc)}. Config: `{clinc['config']}`. Train {clinc['n_train']:,} "
+            f"examples in {clinc['train_seconds']:.1f} s; threshold {clinc['threshold']}.",
+            "",
+            "| method | in-scope accuracy | OOS recall |",
+            "|---|---|---|",
+            f"| **triagebot (TF-IDF words+chars, logistic regression)** | **{_pct(clinc['in_scope_accuracy'])}** | "
+            f"**{_pct(clinc['oos_recall'])}** |",
+        ]
+        for name, (acc, rec) in clinc["paper_threshold_rows"].items():
+            out.append(f"| {name} (Larson et al. 2019, threshold) | {acc} | {rec} |")
+        out += [
+            "",
+            f"OOS precision {_pct(clinc['oos_precision'])}, accuracy with OOS as a class "
+            f"{_pct(clinc['accuracy'])}, macro F1 {clinc['macro_f1']:.3f}, in-scope accuracy with no "
+            f"threshold {_pct(clinc['in_scope_accuracy_no_threshold'])}. Parse latency (one message at a time) "
+            f"p50 {clinc['parse_ms_p50']} ms, p99 {clinc['parse_ms_p99']} ms; peak memory "
+            f"{clinc['peak_rss_mib']} MiB. Confusion matrix: `benchmarks/results/clinc150_confusion.png`.",
+            "",
+        ]
+    smp = _load("smp2019")
+    if smp:
+        out += [
+            "### SMP2019-ECDT (Chinese)",
+            "",
+            f"Measured on: {_machine(smp)}.",
+            "",
+            "| train | test | label accuracy | macro F1 | train s | parse p50 / p99 ms |",
+            "|---|---|---|---|---|---|",
+            f"| {smp['n_train']:,} (train + dev) | {smp['n_test']} | {_pct(smp['label_accuracy'])} | "
+            f"{smp['macro_f1']:.3f} | {smp['train_seconds']:.1f} | {smp['parse_ms_p50']} / {smp['parse_ms_p99']} |",
+            "",
+        ]
+    cv = _load("nlu_cv")
+    if cv:
+        out += [
+            "### Our own data: 5-fold cross-validation on `nlu_data/`",
+            "",
+            f"Measured on: {_machine(cv)}. "
+            f"{cv['n_train']:,} examples including {cv['n_out_of_scope']} out-of-scope; threshold "
+            f"{cv['threshold']} (from `nlu_data/config.yml`).",
+            "",
+            "| in-scope accuracy | OOS recall | OOS precision | accuracy (OOS as class) | macro F1 |",
+            "|---|---|---|---|---|",
+            f"| {_pct(cv['in_scope_accuracy'])} | {_pct(cv['oos_recall'])} | {_pct(cv['oos_precision'])} | "
+            f"{_pct(cv['accuracy'])} | {cv['macro_f1']:.3f} |",
+            "",
+            "| language (detected) | examples | accuracy |",
+            "|---|---|---|",
+        ]
+        out += [
+            f"| {lang} | {row['n']} | {_pct(row['accuracy'])} |" for lang, row in cv["by_language"].items()
+        ]
+        out += ["", "| entity | precision | recall | annotated |", "|---|---|---|---|"]
+        out += [
+            f"| {name} | {_pct(row['precision'])} | {_pct(row['recall'])} | {row['support']} |"
+            for name, row in cv["entities"].items()
+        ]
+        worst = sorted(cv["per_intent"].items(), key=lambda kv: kv[1]["f1"])[:6]
+        out += [
+            "",
+            "Lowest per-intent F1: "
+            + ", ".join(f"{k} {v['f1']:.2f}" for k, v in worst)
+            + ". Confusion matrix: `benchmarks/results/nlu_cv_confusion.png`.",
+            "",
+        ]
+    cost = _load("nlu_cost")
+    if cost:
+        p = cost["parse_ms"]
+        out += [
+            "### Cost",
+            "",
+            f"Measured on: {_machine(cost)}.",
+            "",
+            "| what | value | target |",
+            "|---|---|---|",
+            f"| training on nlu_data ({cost['examples']:,} + {cost['out_of_scope_examples']} OOS examples), median of 3 | "
+            f"{cost['train_seconds_median_of_3']} s | ≤ 30 s |",
+            f"| parse one message, p50 / p99 ({cost['parse_messages']:,} messages) | {p['p50']} / {p['p99']} ms | p99 ≤ 5 ms |",
+            f"| parse a 5,200-character message, p50 / p99 | {cost['parse_ms_5200_chars']['p50']} / "
+            f"{cost['parse_ms_5200_chars']['p99']} ms | |",
+            f"| model size on disk | {cost['model_size_mib']} MiB | |",
+            f"| peak memory (train ×3 + parse) | {cost['peak_rss_mib']} MiB | |",
+            "",
+        ]
+    return out
+
+
+def kb_section() -> list[str]:
+    out = ["## Knowledge base", ""]
+    ev = _load("kb_eval")
+    if ev:
+        out += [
+            f"### Retrieval on `kb_index/eval/queries.yml` ({ev['queries']} questions, {ev['articles']} articles)",
+            "",
+            f"Measured on: {_machine(ev)}. Answer threshold {ev['threshold']} (best on this set: "
+            f"{ev['best_threshold_on_this_set']}); search boosted by the NLU's intent, as the bot does.",
+            "",
+            "| language | answerable | unanswerable | recall@1 | recall@3 | MRR | no-answer precision | no-answer recall |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for lang, row in ev["by_language"].items():
+            out.append(
+                f"| {lang} | {row['n_answerable']} | {row['n_unanswerable']} | {row['recall_at_1']:.3f} | "
+                f"{row['recall_at_3']:.3f} | {row['mrr']:.3f} | {row['no_answer_precision']:.3f} | "
+                f"{row['no_answer_recall']:.3f} |"
+            )
+        out += [
+            "",
+            "Targets: recall@1 ≥ 0.85, recall@3 ≥ 0.95. Without the intent boost (free-text search, as agents "
+            "use it): "
+            + ", ".join(
+                f"{lang} recall@1 {row['recall_at_1']:.3f} / recall@3 {row['recall_at_3']:.3f}"
+                for lang, row in ev["without_intent"]["by_language"].items()
+            )
+            + ".",
+            "",
+        ]
+    scale = _load("kb_scale")
+    if scale:
+        out += [
+            "### Scale (synthetic articles generated from the real ones)",
+            "",
+            f"Measured on: {_machine(scale)}. "
+            "Search is one query at a time (the 470 evaluation questions), top 5 with snippets; analysis "
+            "(tokenising the articles) runs on all cores and is shared by both backends.",
+            "",
+            "| articles | backend | analyse s | BM25 build s | peak memory MiB | search p50 / p99 ms | ranking only p50 / p99 ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in scale["runs"]:
+            out.append(
+                f"| {r['articles']:,} | {r['backend']} | {r['analyse_seconds']} | {r['bm25_build_seconds']} | "
+                f"{r['peak_rss_mib']} | {r['search_ms']['p50']} / {r['search_ms']['p99']} | "
+                f"{r['search_ms_without_snippets']['p50']} / {r['search_ms_without_snippets']['p99']} |"
+            )
+        out += ["", "Target: search p99 ≤ 10 ms at 100,000 articles.", ""]
+    return out
+
+
+def main() -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`benchmarks/report.py`) from `benchmarks/results/*.json`; "
+        "do not edit by hand. Figures are medians and 99th percentiles unless stated.",
+        "",
+    ]
+    lines += nlu_section() + kb_section()
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {DOC.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

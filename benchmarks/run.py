@@ -1,0 +1,45 @@
+"""``make bench``: every benchmark in its own process (so peak memory is its own), then the report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from benchmarks.common import ROOT
+
+STEPS = [
+    ("NLU: training cost and parse latency", ["benchmarks.nlu", "cost"]),
+    ("NLU: 5-fold cross-validation on nlu_data", ["benchmarks.nlu", "cv"]),
+    ("NLU: CLINC150 (English, 150 intents + OOS)", ["benchmarks.nlu", "clinc150"]),
+    ("NLU: SMP2019 (Chinese)", ["benchmarks.nlu", "smp2019"]),
+    ("KB: evaluation queries", ["benchmarks.kb", "eval"]),
+    ("KB: index scale, 10k and 100k articles", ["benchmarks.kb", "scale"]),
+]
+
+
+def main() -> int:
+    only = set(sys.argv[1:])
+    failed = []
+    for i, (title, module) in enumerate(STEPS, 1):
+        if only and module[-1] not in only:
+            continue
+        print(f"[{i}/{len(STEPS)}] {title} …", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", *module], cwd=ROOT)
+        status = "ok" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
+        print(
+            f"[{i}/{len(STEPS)}] {status} in {time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        if result.returncode:
+            failed.append(title)
+    subprocess.run([sys.executable, "-m", "benchmarks.report"], cwd=ROOT, check=True)
+    if failed:
+        print("failed: " + "; ".join(failed), file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
