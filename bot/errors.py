@@ -39,3 +39,26 @@ class ModelNotFoundError(TriageError):
 
 class InputError(TriageError):
     """Input a caller sent that cannot be processed (too large, not text)."""
+
+
+class MessageTooLarge(InputError):
+    """A message over the configured size limit."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"message is {size:,} characters; the limit is {limit:,}. Send a shorter message "
+                         "or attach the log as a file")
+        self.size, self.limit = size, limit
+
+
+class AuthError(TriageError):
+    """A missing, wrong or expired token."""
+
+
+class Unavailable(TriageError):
+    """A dependency (Redis) is down; the same request may succeed shortly."""
+
+    retryable = True
+
+
+class NotFound(TriageError):
+    """An unknown conversation, ticket or article."""

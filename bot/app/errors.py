@@ -1,0 +1,59 @@
+"""One place that maps errors to HTTP statuses and websocket close codes."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot.errors import AuthError, InputError, MessageTooLarge, NotFound, TriageError, Unavailable
+from bot.ownership import TransitionError
+
+logger = logging.getLogger(__name__)
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError)
+RETRY_AFTER_SECONDS = 2
+
+# (HTTP status, websocket close code)
+STATUS: list[tuple[type[BaseException], int, int]] = [
+    (NotFound, 404, 4404),
+    (AuthError, 401, 4401),
+    (MessageTooLarge, 413, 1009),
+    (InputError, 422, 4400),
+    (TransitionError, 409, 4409),
+    (Unavailable, 503, 1013),
+    (TriageError, 500, 1011),
+]
+
+
+def classify(exc: BaseException) -> tuple[int, int, bool]:
+    """(HTTP status, websocket close code, retryable) for an exception."""
+    if isinstance(exc, REDIS_DOWN):
+        return 503, 1013, True
+    for kind, status, close in STATUS:
+        if isinstance(exc, kind):
+            return status, close, bool(getattr(exc, "retryable", False))
+    return 500, 1011, False
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, REDIS_DOWN):
+        return "the conversation store (Redis) is unavailable; nothing was lost — retry with the same client_msg_id"
+    return str(exc)
+
+
+def install(app: FastAPI) -> None:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        status, _, retryable = classify(exc)
+        if status >= 500:
+            logger.warning("%s %s failed: %r", request.method, request.url.path, exc)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+        return JSONResponse({"error": type(exc).__name__, "detail": describe(exc), "retryable": retryable},
+                            status_code=status, headers=headers)
+
+    app.add_exception_handler(TriageError, handler)
+    for kind in REDIS_DOWN:
+        app.add_exception_handler(kind, handler)

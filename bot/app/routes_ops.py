@@ -1,0 +1,70 @@
+"""Health, readiness, metrics, the demo page and knowledge-base article pages."""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bot.app.deps import services
+from bot.app.errors import REDIS_DOWN
+from bot.engine import Services
+from bot.errors import NotFound
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["ops"])
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["ops"], responses={503: {"description": "Not ready; see 'checks'"}})
+async def readyz(request: Request) -> JSONResponse:
+    """Redis reachable, NLU model and KB index loaded."""
+    svc: Services | None = getattr(request.app.state, "services", None)
+    checks: dict[str, Any] = {"nlu": bool(svc and svc.nlu.intents), "kb": bool(svc and svc.kb.index.articles)}
+    try:
+        checks["redis"] = bool(svc and await svc.store.redis.ping())
+    except REDIS_DOWN:
+        checks["redis"] = False
+    ready = all(checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "2"})
+
+
+@router.get("/metrics", tags=["ops"], response_class=Response)
+async def metrics(svc: Annotated[Services, Depends(services)]) -> Response:
+    """Prometheus metrics: messages, intents, fallbacks, handoffs by reason and severity, answers, latencies."""
+    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/v1/kb/{article_id}", tags=["kb"])
+async def kb_article(article_id: str, svc: Annotated[Services, Depends(services)]) -> dict[str, Any]:
+    """One knowledge-base article."""
+    article = svc.kb.article(article_id)
+    if article is None:
+        raise NotFound(f"no article {article_id!r}")
+    return {**article.to_dict(), "steps": article.steps}
+
+
+@router.get("/kb/{article_id}", response_class=HTMLResponse, include_in_schema=False)
+async def kb_page(article_id: str, svc: Annotated[Services, Depends(services)]) -> HTMLResponse:
+    article = svc.kb.article(article_id)
+    if article is None:
+        return HTMLResponse("<h1>404</h1>", status_code=404)
+    body = html.escape(article.body).replace("\n", "<br>")
+    return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>{html.escape(article.title)}</title>"
+                        f"<body style='font-family:sans-serif;max-width:720px;margin:2em auto'>"
+                        f"<h1>{html.escape(article.title)}</h1><p>{body}</p></body>")
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def demo_page() -> HTMLResponse:
+    from bot.app import STATIC
+
+    return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))

