@@ -6,7 +6,7 @@ TRIAGE := $(VENV)/bin/triage
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run train index test lint format eval bench clean
+.PHONY: help install run shell train index test lint format eval bench clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,7 +26,10 @@ train: install ## Train the NLU model (skipped when nlu_data/ is unchanged)
 index: install ## Build the knowledge-base index (skipped when articles are unchanged)
 	$(TRIAGE) kb index
 
-run: train index ## Set up, train if needed, and start the interactive parse shell
+run: train index ## Set up, train if needed, serve the widget and API at http://127.0.0.1:8000
+	$(TRIAGE) serve
+
+shell: train ## The interactive parse shell (type a message, see its parse)
 	$(TRIAGE) shell
 
 test: install ## Run the test suite

@@ -170,6 +170,27 @@ def kb_section() -> list[str]:
     return out
 
 
+def chat_section() -> list[str]:
+    chat = _load("chat")
+    if not chat:
+        return []
+    single, concurrent = chat["single_user"], chat["concurrent"]
+    return [
+        "## Conversation engine (end to end over the websocket)",
+        "",
+        f"Measured on: {_machine(chat)}. {chat['server']}, {chat['redis']}; the client runs on the same machine. "
+        "Latency is from sending a message frame to receiving the bot's reply frame (parse, decide, KB search, "
+        "Redis writes and the stream fan-out included).",
+        "",
+        "| scenario | messages | reply p50 ms | reply p99 ms | throughput |",
+        "|---|---|---|---|---|",
+        f"| one user | {single['messages']} | {single['reply_ms']['p50']} | {single['reply_ms']['p99']} | |",
+        f"| {concurrent['users']} concurrent users | {concurrent['messages']} | {concurrent['reply_ms']['p50']} | "
+        f"{concurrent['reply_ms']['p99']} | {concurrent['messages_per_second']} messages/s |",
+        "",
+    ]
+
+
 def main() -> None:
     lines = [
         "# Benchmarks",
@@ -178,7 +199,7 @@ def main() -> None:
         "do not edit by hand. Figures are medians and 99th percentiles unless stated.",
         "",
     ]
-    lines += nlu_section() + kb_section()
+    lines += nlu_section() + kb_section() + chat_section()
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {DOC.relative_to(ROOT)}")

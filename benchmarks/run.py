@@ -15,6 +15,7 @@ STEPS = [
     ("NLU: SMP2019 (Chinese)", ["benchmarks.nlu", "smp2019"]),
     ("KB: evaluation queries", ["benchmarks.kb", "eval"]),
     ("KB: index scale, 10k and 100k articles", ["benchmarks.kb", "scale"]),
+    ("Chat: websocket reply latency and 200 concurrent users", ["benchmarks.chat"]),
 ]
 
 

@@ -17,8 +17,17 @@ from bot.message import Button, Message, Reply
 from bot.metrics import Metrics
 from bot.nlu.pipeline import NLUPipeline
 from bot.ownership import Owner, human_owns
-from bot.policy.decide import (HELPFUL, HUMAN, NO_HUMAN, NON_SUPPORT, NOT_HELPFUL, ConversationView, Decision,
-                               decide, payload_intent)
+from bot.policy.decide import (
+    HELPFUL,
+    HUMAN,
+    NO_HUMAN,
+    NON_SUPPORT,
+    NOT_HELPFUL,
+    ConversationView,
+    Decision,
+    decide,
+    payload_intent,
+)
 from bot.privacy import mask_sensitive
 from bot.settings import Settings
 from bot.sla import sla_clock
@@ -73,18 +82,38 @@ class Engine:
         metrics.messages.labels(message.channel).inc()
         metrics.intents.labels(parse["intent"]["name"]).inc()
         script = _reply_script(message.text, parse["script"], conv.get("script") or "")
-        await store.append(cid, {"type": "message", "role": "user", "text": mask_sensitive(message.text),
-                                 "channel": message.channel, "client_msg_id": message.message_id,
-                                 "intent": parse["intent"]["name"], "confidence": parse["intent"]["confidence"],
-                                 "severity": parse["severity"]["level"]})
+        await store.append(
+            cid,
+            {
+                "type": "message",
+                "role": "user",
+                "text": mask_sensitive(message.text),
+                "channel": message.channel,
+                "client_msg_id": message.message_id,
+                "intent": parse["intent"]["name"],
+                "confidence": parse["intent"]["confidence"],
+                "severity": parse["severity"]["level"],
+            },
+        )
         state = Owner(conv["state"])
-        updates: dict[str, Any] = {"language": parse["language"], "script": script,
-                                   "last_intents": json.dumps(([parse["intent"]["name"]] +
-                                                               json.loads(conv.get("last_intents") or "[]"))[:5])}
-        result: dict[str, Any] = {"conversation_id": cid, "replies": [], "handoff": None,
-                                  "ticket_id": conv.get("ticket_id") or None, "parse": _parse_summary(parse)}
+        updates: dict[str, Any] = {
+            "language": parse["language"],
+            "script": script,
+            "last_intents": json.dumps(
+                ([parse["intent"]["name"], *json.loads(conv.get("last_intents") or "[]")])[:5]
+            ),
+        }
+        result: dict[str, Any] = {
+            "conversation_id": cid,
+            "replies": [],
+            "handoff": None,
+            "ticket_id": conv.get("ticket_id") or None,
+            "parse": _parse_summary(parse),
+        }
         if state is Owner.RESOLVED:
-            await store.transition(cid, Owner.BOT, owner="", pending="", last_answer_intent="", fallback_count="0")
+            await store.transition(
+                cid, Owner.BOT, owner="", pending="", last_answer_intent="", fallback_count="0"
+            )
             conv = await store.require(cid)
             state = Owner.BOT
         if human_owns(state):
@@ -98,8 +127,11 @@ class Engine:
             result["state"] = state.value
             return result
 
-        view = ConversationView(int(conv.get("fallback_count") or 0), conv.get("last_answer_intent") or None,
-                                json.loads(conv["pending"]) if conv.get("pending") else None)
+        view = ConversationView(
+            int(conv.get("fallback_count") or 0),
+            conv.get("last_answer_intent") or None,
+            json.loads(conv["pending"]) if conv.get("pending") else None,
+        )
         kb_answer = self._kb_answer(parse, view)
         decision = decide(parse, view, kb_answer, self.s.settings.fallbacks_before_handoff)
         updates["fallback_count"] = str(decision.fallback_count)
@@ -123,8 +155,9 @@ class Engine:
         if decision.action == "rephrase":
             metrics.fallbacks.inc()
         if decision.action == "handoff":
-            handoff, ticket, said = await self.handoff(cid, decision.reason or "user_request", severity, script,
-                                                       parse, message)
+            handoff, ticket, said = await self.handoff(
+                cid, decision.reason or "user_request", severity, script, parse, message
+            )
             result["replies"] += said
             result["handoff"], result["ticket_id"] = handoff, ticket or result["ticket_id"]
         result["state"] = (await store.require(cid))["state"]
@@ -159,14 +192,26 @@ class Engine:
             return [Reply(say(d.text_key, script))]
         if d.action == "rephrase":
             lang = replies.base_language(script)
-            return [Reply(say("rephrase", script, examples=replies.localize(replies.FALLBACK_EXAMPLES[lang], script)))]
+            return [
+                Reply(
+                    say(
+                        "rephrase", script, examples=replies.localize(replies.FALLBACK_EXAMPLES[lang], script)
+                    )
+                )
+            ]
         if d.action == "clarify":
-            buttons = tuple(Button(replies.label(replies.INTENT_LABELS, i, script), f"/{i}") for i in d.options)
+            buttons = tuple(
+                Button(replies.label(replies.INTENT_LABELS, i, script), f"/{i}") for i in d.options
+            )
             return [Reply(say("clarify", script), buttons)]
         if d.action == "offer_human":
             key = "offer_human" if d.reason == "not_helpful" else "no_kb_answer"
-            return [Reply(say(key, script), (Button(say("yes_human", script), HUMAN),
-                                             Button(say("no_thanks", script), NO_HUMAN)))]
+            return [
+                Reply(
+                    say(key, script),
+                    (Button(say("yes_human", script), HUMAN), Button(say("no_thanks", script), NO_HUMAN)),
+                )
+            ]
         if d.action == "answer" and d.answer:
             return [self._answer_reply(d.answer, script)]
         return []
@@ -176,25 +221,43 @@ class Engine:
         if answer.other_language:
             lines.append(replies.say("answer_other_language", script))
         # Chat text is plain: the article's Markdown emphasis would show as stray asterisks.
-        lines += [f"{i}. {replies.localize(_plain(step), script)}" for i, step in enumerate(answer.steps[:6], 1)]
+        lines += [
+            f"{i}. {replies.localize(_plain(step), script)}" for i, step in enumerate(answer.steps[:6], 1)
+        ]
         lines.append(replies.say("answer_more", script, link=answer.link))
         lines.append(replies.say("was_it_helpful", script))
-        buttons = (Button(replies.say("helpful", script), HELPFUL), Button(replies.say("not_helpful", script), NOT_HELPFUL))
+        buttons = (
+            Button(replies.say("helpful", script), HELPFUL),
+            Button(replies.say("not_helpful", script), NOT_HELPFUL),
+        )
         return Reply("\n".join(lines), buttons, answer.link, answer.article_id)
 
     async def _say(self, cid: str, reply: Reply, role: str = "bot") -> dict[str, Any]:
-        event = await self.s.store.append(cid, {"type": "message", "role": role, "text": reply.text,
-                                                "buttons": [b.to_dict() for b in reply.buttons],
-                                                "link": reply.link, "article_id": reply.article_id})
+        event = await self.s.store.append(
+            cid,
+            {
+                "type": "message",
+                "role": role,
+                "text": reply.text,
+                "buttons": [b.to_dict() for b in reply.buttons],
+                "link": reply.link,
+                "article_id": reply.article_id,
+            },
+        )
         return {"seq": event["seq"], "text": reply.text, "buttons": [b.to_dict() for b in reply.buttons]}
 
     async def _ticket_status(self, cid: str, ticket_id: str, script: str) -> list[dict[str, Any]]:
         ticket = await self.s.tickets.get(ticket_id)
         if ticket is None:
             return [await self._say(cid, Reply(replies.say("ticket_unknown", script, ticket=ticket_id)))]
-        text = replies.say("ticket_status", script, ticket=ticket_id, status=ticket["status"],
-                           tier=replies.label(replies.TIERS, ticket["severity"], script),
-                           due=ticket["sla"]["first_response_due"].replace("T", " ")[:16])
+        text = replies.say(
+            "ticket_status",
+            script,
+            ticket=ticket_id,
+            status=ticket["status"],
+            tier=replies.label(replies.TIERS, ticket["severity"], script),
+            due=ticket["sla"]["first_response_due"].replace("T", " ")[:16],
+        )
         return [await self._say(cid, Reply(text))]
 
     async def _queue_status(self, cid: str, conv: dict[str, str], script: str) -> dict[str, Any]:
@@ -207,39 +270,68 @@ class Engine:
         return await self._say(cid, Reply(text), role="system")
 
     # ---------------------------------------------------------------- handoff
-    async def handoff(self, cid: str, reason: str, severity: str, script: str, parse: dict[str, Any] | None,
-                      message: Message | None) -> tuple[dict[str, Any], str | None, list[dict[str, Any]]]:
+    async def handoff(
+        self,
+        cid: str,
+        reason: str,
+        severity: str,
+        script: str,
+        parse: dict[str, Any] | None,
+        message: Message | None,
+    ) -> tuple[dict[str, Any], str | None, list[dict[str, Any]]]:
         """Queue the conversation for a human — or, with nobody on duty, open a ticket. Idempotent."""
         s = self.s
         conv = await s.store.require(cid)
         started = now_ms()
         sla = sla_clock(severity, s.settings.sla, started, s.settings.timezone)
         group = "en" if script == "Latn" else "zh"
-        handoff: dict[str, Any] = {"reason": reason, "severity": severity, "sla": sla, "group": group,
-                                   "position": None, "eta_seconds": None,
-                                   "intent": parse["intent"]["name"] if parse else None}
+        handoff: dict[str, Any] = {
+            "reason": reason,
+            "severity": severity,
+            "sla": sla,
+            "group": group,
+            "position": None,
+            "eta_seconds": None,
+            "intent": parse["intent"]["name"] if parse else None,
+        }
         ticket_id = None
         if Owner(conv["state"]) is Owner.BOT:
-            await s.store.transition(cid, Owner.QUEUED, handoff=json.dumps(handoff, ensure_ascii=False),
-                                     queued_at=str(started), pending="")
+            await s.store.transition(
+                cid,
+                Owner.QUEUED,
+                handoff=json.dumps(handoff, ensure_ascii=False),
+                queued_at=str(started),
+                pending="",
+            )
         s.metrics.handoffs.labels(reason, severity).inc()
         reason_text = replies.label(replies.REASONS, reason, script)
         if s.settings.on_duty:
             position = await s.queue.enqueue(cid, group, severity, started)
             eta = position * s.settings.average_handle_seconds
             handoff.update(position=position, eta_seconds=eta)
-            text = replies.say("handoff_queued", script, reason=reason_text, ahead=position - 1,
-                               wait=replies.duration(eta, script))
+            text = replies.say(
+                "handoff_queued",
+                script,
+                reason=reason_text,
+                ahead=position - 1,
+                wait=replies.duration(eta, script),
+            )
         else:
             summary = mask_sensitive(message.text)[:200] if message else ""
-            ticket = await s.tickets.open(cid, conv.get("user", ""), conv.get("channel", ""), severity, reason, sla,
-                                          summary)
+            ticket = await s.tickets.open(
+                cid, conv.get("user", ""), conv.get("channel", ""), severity, reason, sla, summary
+            )
             ticket_id = ticket["ticket_id"]
             handoff["ticket_id"] = ticket_id
-            text = replies.say("handoff_ticket", script, ticket=ticket_id, reason=reason_text,
-                               due=sla["first_response_due"].replace("T", " ")[:16],
-                               tier=replies.label(replies.TIERS, severity, script),
-                               first=replies.duration(sla["first_response_seconds"], script))
+            text = replies.say(
+                "handoff_ticket",
+                script,
+                ticket=ticket_id,
+                reason=reason_text,
+                due=sla["first_response_due"].replace("T", " ")[:16],
+                tier=replies.label(replies.TIERS, severity, script),
+                first=replies.duration(sla["first_response_seconds"], script),
+            )
             await s.store.update(cid, ticket_id=ticket_id)
         await s.store.update(cid, handoff=json.dumps(handoff, ensure_ascii=False))
         event = await s.store.append(cid, {"type": "handoff", **handoff})
@@ -255,13 +347,20 @@ def _plain(markdown: str) -> str:
 def _reply_script(text: str, detected: str, previous: str) -> str:
     """The script to answer in: a button payload, or a message too short to tell (a few Latin letters,
     digits, emoji), keeps the conversation's language."""
-    if previous and (payload_intent(text) or (detected == "Latn" and len(re.findall(r"[A-Za-z]+", text)) <= 2)):
+    if previous and (
+        payload_intent(text) or (detected == "Latn" and len(re.findall(r"[A-Za-z]+", text)) <= 2)
+    ):
         return previous
     return detected
 
 
 def _parse_summary(parse: dict[str, Any]) -> dict[str, Any]:
-    return {"intent": parse["intent"]["name"], "confidence": parse["intent"]["confidence"],
-            "severity": parse["severity"], "sentiment": parse["sentiment"], "language": parse["language"],
-            "ambiguous": parse["ambiguous"], "entities": [
-                {k: e[k] for k in ("entity", "start", "end", "value")} for e in parse["entities"]]}
+    return {
+        "intent": parse["intent"]["name"],
+        "confidence": parse["intent"]["confidence"],
+        "severity": parse["severity"],
+        "sentiment": parse["sentiment"],
+        "language": parse["language"],
+        "ambiguous": parse["ambiguous"],
+        "entities": [{k: e[k] for k in ("entity", "start", "end", "value")} for e in parse["entities"]],
+    }

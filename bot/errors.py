@@ -45,8 +45,10 @@ class MessageTooLarge(InputError):
     """A message over the configured size limit."""
 
     def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"message is {size:,} characters; the limit is {limit:,}. Send a shorter message "
-                         "or attach the log as a file")
+        super().__init__(
+            f"message is {size:,} characters; the limit is {limit:,}. Send a shorter message "
+            "or attach the log as a file"
+        )
         self.size, self.limit = size, limit
 
 

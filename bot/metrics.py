@@ -12,16 +12,21 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.messages = Counter("triage_messages", "User messages received", ["channel"], registry=r)
-        self.duplicates = Counter("triage_duplicate_messages", "Retried messages answered from the first delivery",
-                                  registry=r)
+        self.duplicates = Counter(
+            "triage_duplicate_messages", "Retried messages answered from the first delivery", registry=r
+        )
         self.intents = Counter("triage_intents", "Messages by detected intent", ["intent"], registry=r)
         self.fallbacks = Counter("triage_fallbacks", "Replies asking the user to rephrase", registry=r)
         self.handoffs = Counter("triage_handoffs", "Handoffs to a human", ["reason", "severity"], registry=r)
-        self.answers = Counter("triage_kb_answers", "Knowledge-base answers given or declined", ["result"],
-                               registry=r)
-        self.parse_latency = Histogram("triage_parse_seconds", "NLU parse time", buckets=_LATENCY_BUCKETS,
-                                       registry=r)
-        self.reply_latency = Histogram("triage_reply_seconds", "Time from message to stored reply",
-                                       buckets=_LATENCY_BUCKETS, registry=r)
-        self.websockets = Counter("triage_websocket_connections", "Websocket connections accepted", ["endpoint"],
-                                  registry=r)
+        self.answers = Counter(
+            "triage_kb_answers", "Knowledge-base answers given or declined", ["result"], registry=r
+        )
+        self.parse_latency = Histogram(
+            "triage_parse_seconds", "NLU parse time", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.reply_latency = Histogram(
+            "triage_reply_seconds", "Time from message to stored reply", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.websockets = Counter(
+            "triage_websocket_connections", "Websocket connections accepted", ["endpoint"], registry=r
+        )

@@ -29,8 +29,10 @@ ALLOWED: dict[Owner, frozenset[Owner]] = {
 class TransitionError(TriageError):
     def __init__(self, conversation_id: str, current: Owner, target: Owner) -> None:
         allowed = ", ".join(sorted(ALLOWED[current])) or "nothing"
-        super().__init__(f"conversation {conversation_id}: cannot go from {current} to {target} "
-                         f"(from {current} it may go to {allowed})")
+        super().__init__(
+            f"conversation {conversation_id}: cannot go from {current} to {target} "
+            f"(from {current} it may go to {allowed})"
+        )
         self.current, self.target = current, target
 
 

@@ -9,10 +9,12 @@ from bot.nlu.identifiers import is_valid_uscc
 
 _B = r"(?<![0-9A-Za-z])"
 _A = r"(?![0-9A-Za-z])"
-_PHONE = re.compile(rf"(?<!\d)(?:\+?86[\s\-]?)?1[3-9]\d[\s\-]?\d{{4}}[\s\-]?\d{{4}}(?!\d)")
+_PHONE = re.compile(r"(?<!\d)(?:\+?86[\s\-]?)?1[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)")
 _ID_CARD = re.compile(rf"{_B}\d{{17}}[\dXx]{_A}")
 _USCC = re.compile(rf"{_B}[0-9A-Za-z]{{18}}{_A}")
-_OLD_TAX_ID = re.compile(r"(?:税号|纳税人识别号|识别号|tax\s?id)\s?[:：]?\s?(?P<id>\d{15})(?!\d)", re.IGNORECASE)
+_OLD_TAX_ID = re.compile(
+    r"(?:税号|纳税人识别号|识别号|tax\s?id)\s?[:：]?\s?(?P<id>\d{15})(?!\d)", re.IGNORECASE
+)
 _CARD = re.compile(rf"{_B}\d{{4}}(?:[\s\-]?\d{{4}}){{2}}[\s\-]?\d{{4,7}}{_A}")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 

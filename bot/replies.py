@@ -7,39 +7,69 @@ import functools
 from typing import Any
 
 TEXTS: dict[str, dict[str, str]] = {
-    "greet": {"zh": "您好，我是报销与发票助手。请直接描述遇到的问题，例如“发票查验失败”或“收不到验证码”。",
-              "en": "Hi, I'm the expense and e-invoice assistant. Tell me what went wrong, e.g. \"invoice verification failed\" or \"I can't get the SMS code\"."},
+    "greet": {
+        "zh": "您好，我是报销与发票助手。请直接描述遇到的问题，例如“发票查验失败”或“收不到验证码”。",
+        "en": 'Hi, I\'m the expense and e-invoice assistant. Tell me what went wrong, e.g. "invoice verification failed" or "I can\'t get the SMS code".',
+    },
     "thanks": {"zh": "不客气！还有其他问题随时告诉我。", "en": "You're welcome! Ask me anytime."},
     "goodbye": {"zh": "好的，再见！有问题随时回来找我。", "en": "Goodbye! Come back anytime."},
     "affirm_nothing_pending": {"zh": "好的。还有什么可以帮您？", "en": "OK. What else can I help with?"},
-    "deny_nothing_pending": {"zh": "好的。请描述您遇到的问题。", "en": "OK. Please describe the problem you're having."},
-    "answer_intro": {"zh": "关于「{title}」，可以这样处理：", "en": "About \"{title}\", here is what to do:"},
-    "answer_other_language": {"zh": "（这篇文章目前只有英文版）", "en": "(this article is only available in Chinese)"},
+    "deny_nothing_pending": {
+        "zh": "好的。请描述您遇到的问题。",
+        "en": "OK. Please describe the problem you're having.",
+    },
+    "answer_intro": {"zh": "关于「{title}」，可以这样处理：", "en": 'About "{title}", here is what to do:'},
+    "answer_other_language": {
+        "zh": "（这篇文章目前只有英文版）",
+        "en": "(this article is only available in Chinese)",
+    },
     "answer_more": {"zh": "详细说明：{link}", "en": "Full article: {link}"},
     "was_it_helpful": {"zh": "这个回答有帮助吗？", "en": "Did this help?"},
     "helpful": {"zh": "有帮助", "en": "Helpful"},
     "not_helpful": {"zh": "没帮助", "en": "Not helpful"},
-    "glad": {"zh": "太好了！还有其他问题随时问我。", "en": "Great! Ask me anytime if something else comes up."},
-    "offer_human": {"zh": "抱歉没能解决。需要为您转接人工客服吗？", "en": "Sorry that didn't solve it. Shall I connect you with a support agent?"},
-    "no_kb_answer": {"zh": "这个问题我没有把握回答好。需要为您转接人工客服吗？",
-                     "en": "I'm not confident I can answer this one well. Shall I connect you with a support agent?"},
+    "glad": {
+        "zh": "太好了！还有其他问题随时问我。",
+        "en": "Great! Ask me anytime if something else comes up.",
+    },
+    "offer_human": {
+        "zh": "抱歉没能解决。需要为您转接人工客服吗？",
+        "en": "Sorry that didn't solve it. Shall I connect you with a support agent?",
+    },
+    "no_kb_answer": {
+        "zh": "这个问题我没有把握回答好。需要为您转接人工客服吗？",
+        "en": "I'm not confident I can answer this one well. Shall I connect you with a support agent?",
+    },
     "yes_human": {"zh": "转人工客服", "en": "Talk to an agent"},
     "no_thanks": {"zh": "先不用", "en": "Not now"},
-    "ok_not_now": {"zh": "好的。您可以换个说法再问我，或随时输入“转人工”。",
-                   "en": "OK. Try asking another way, or type \"human\" anytime."},
+    "ok_not_now": {
+        "zh": "好的。您可以换个说法再问我，或随时输入“转人工”。",
+        "en": 'OK. Try asking another way, or type "human" anytime.',
+    },
     "clarify": {"zh": "您是想问：", "en": "Did you mean:"},
-    "rephrase": {"zh": "抱歉，我没太理解。可以换个说法吗？我能帮您处理例如：{examples}。",
-                 "en": "Sorry, I didn't quite get that. Could you put it another way? I can help with things like: {examples}."},
-    "handoff_queued": {"zh": "已为您转接人工客服（{reason}）。您前面还有 {ahead} 位，预计等待约 {wait}。请稍候，客服接入后会直接在这里回复您。",
-                       "en": "I've passed you to a support agent ({reason}). {ahead} ahead of you, expected wait about {wait}. An agent will reply right here."},
-    "handoff_ticket": {"zh": "现在暂无人工客服在线，已为您创建工单 {ticket}（{reason}）。我们会在 {due} 前首次回复您（{tier}问题承诺 {first}内响应）。可随时发送“查询工单 {ticket}”查看进度。",
-                       "en": "No agent is online right now, so I've opened ticket {ticket} ({reason}). You'll get a first response by {due} ({tier} issues: within {first}). Send \"ticket status {ticket}\" anytime to check on it."},
-    "still_queued": {"zh": "您已在人工客服队列中，前面还有 {ahead} 位，预计等待约 {wait}。",
-                     "en": "You're in the queue for a support agent: {ahead} ahead of you, expected wait about {wait}."},
-    "ticket_status": {"zh": "工单 {ticket}：状态「{status}」，严重程度「{tier}」，首次响应截止 {due}。",
-                      "en": "Ticket {ticket}: status \"{status}\", severity \"{tier}\", first response due {due}."},
-    "ticket_unknown": {"zh": "没有找到工单 {ticket}，请核对编号（格式 T-年月日-序号）。",
-                       "en": "I couldn't find ticket {ticket}. Please check the number (format T-YYYYMMDD-NNNN)."},
+    "rephrase": {
+        "zh": "抱歉，我没太理解。可以换个说法吗？我能帮您处理例如：{examples}。",
+        "en": "Sorry, I didn't quite get that. Could you put it another way? I can help with things like: {examples}.",
+    },
+    "handoff_queued": {
+        "zh": "已为您转接人工客服（{reason}）。您前面还有 {ahead} 位，预计等待约 {wait}。请稍候，客服接入后会直接在这里回复您。",
+        "en": "I've passed you to a support agent ({reason}). {ahead} ahead of you, expected wait about {wait}. An agent will reply right here.",
+    },
+    "handoff_ticket": {
+        "zh": "现在暂无人工客服在线，已为您创建工单 {ticket}（{reason}）。我们会在 {due} 前首次回复您（{tier}问题承诺 {first}内响应）。可随时发送“查询工单 {ticket}”查看进度。",
+        "en": "No agent is online right now, so I've opened ticket {ticket} ({reason}). You'll get a first response by {due} ({tier} issues: within {first}). Send \"ticket status {ticket}\" anytime to check on it.",
+    },
+    "still_queued": {
+        "zh": "您已在人工客服队列中，前面还有 {ahead} 位，预计等待约 {wait}。",
+        "en": "You're in the queue for a support agent: {ahead} ahead of you, expected wait about {wait}.",
+    },
+    "ticket_status": {
+        "zh": "工单 {ticket}：状态「{status}」，严重程度「{tier}」，首次响应截止 {due}。",
+        "en": 'Ticket {ticket}: status "{status}", severity "{tier}", first response due {due}.',
+    },
+    "ticket_unknown": {
+        "zh": "没有找到工单 {ticket}，请核对编号（格式 T-年月日-序号）。",
+        "en": "I couldn't find ticket {ticket}. Please check the number (format T-YYYYMMDD-NNNN).",
+    },
     "resolved_reopen": {"zh": "您好，有新的问题吗？请直接描述。", "en": "Hello again! What can I help with?"},
 }
 
@@ -54,8 +84,11 @@ REASONS: dict[str, dict[str, str]] = {
     "no_kb_answer": {"zh": "知识库没有把握回答", "en": "I had no confident answer"},
 }
 
-TIERS = {"urgent": {"zh": "紧急", "en": "urgent"}, "important": {"zh": "重要", "en": "important"},
-         "normal": {"zh": "一般", "en": "normal"}}
+TIERS = {
+    "urgent": {"zh": "紧急", "en": "urgent"},
+    "important": {"zh": "重要", "en": "important"},
+    "normal": {"zh": "一般", "en": "normal"},
+}
 
 INTENT_LABELS: dict[str, dict[str, str]] = {
     "invoice_verification_failed": {"zh": "发票查验失败", "en": "Invoice verification failed"},
@@ -79,8 +112,10 @@ INTENT_LABELS: dict[str, dict[str, str]] = {
     "complaint": {"zh": "投诉与反馈", "en": "Complaints and feedback"},
 }
 
-FALLBACK_EXAMPLES = {"zh": "发票查验失败、发票识别错误、收不到验证码、审批卡住、导出失败",
-                     "en": "invoice verification failed, OCR errors, SMS code not received, approval stuck, export failed"}
+FALLBACK_EXAMPLES = {
+    "zh": "发票查验失败、发票识别错误、收不到验证码、审批卡住、导出失败",
+    "en": "invoice verification failed, OCR errors, SMS code not received, approval stuck, export failed",
+}
 
 
 @functools.lru_cache(maxsize=1)

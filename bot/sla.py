@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.settings import SLATarget
+from bot.settings import SLATargets
 
 
 def add_working_days(start: dt.datetime, days: int) -> dt.datetime:
@@ -20,9 +20,9 @@ def add_working_days(start: dt.datetime, days: int) -> dt.datetime:
     return current
 
 
-def sla_clock(severity: str, targets: dict[str, SLATarget], started_ms: int, timezone: str) -> dict[str, Any]:
+def sla_clock(severity: str, targets: SLATargets, started_ms: int, timezone: str) -> dict[str, Any]:
     """The targets of ``severity``'s tier and the due times they give, counted from ``started_ms``."""
-    target = targets.get(severity) or targets["normal"]
+    target = targets.tier(severity)
     start = dt.datetime.fromtimestamp(started_ms / 1000, ZoneInfo(timezone))
     first_due = start + dt.timedelta(seconds=target.first_response_seconds)
     if target.resolution_seconds is not None:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis as sync_redis
 
+from bot.kb.search import KnowledgeBase
 from bot.nlu.pipeline import NLUPipeline
+from bot.nlu.training_data import load_training_data
+from bot.settings import Settings
+from tests.redis_server import RedisServer, reachable
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "nlu_data"
@@ -26,3 +34,63 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def nlu(model_dir: Path) -> NLUPipeline:
     return NLUPipeline.load(model_dir, DATA_DIR)
+
+
+# ------------------------------------------------------------------ Redis and the app
+CI_REDIS = "redis://127.0.0.1:6379/9"  # CI's server; db 9 and a per-test key prefix keep us apart
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """TRIAGE_TEST_REDIS_URL, else the local server on 6379 (db 9), else our own redis-server."""
+    configured = os.environ.get("TRIAGE_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    if reachable(CI_REDIS):
+        yield CI_REDIS
+        return
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; every key under it is deleted afterwards."""
+    prefix = f"test:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except sync_redis.exceptions.RedisError:
+        pass  # a test that stopped its own server
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def knowledge_base(tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
+    data = load_training_data(DATA_DIR)
+    return KnowledgeBase(
+        KB_DIR / "articles",
+        tmp_path_factory.mktemp("kbidx") / "kb",
+        KB_DIR / "config.yml",
+        data.synonyms,
+        data.intents,
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str, redis_prefix: str, model_dir: Path) -> Settings:
+    return Settings(
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        var_dir=tmp_path / "var",
+        model_dir=model_dir.parent,
+        data_dir=DATA_DIR,
+        kb_dir=KB_DIR,
+        heartbeat_seconds=0.5,
+    )

@@ -35,37 +35,58 @@ def load_understanding(settings: Settings) -> tuple[NLUPipeline, KnowledgeBase]:
     """The NLU model (trained first if nlu_data changed) and the knowledge base (indexed if needed)."""
     nlu, _ = NLUPipeline.load_or_train(settings.data_dir, settings.nlu_model_path, timezone=settings.timezone)
     data = load_training_data(settings.data_dir)
-    kb = KnowledgeBase(settings.kb_dir / "articles", settings.kb_index_path, settings.kb_dir / "config.yml",
-                       data.synonyms, data.intents)
+    kb = KnowledgeBase(
+        settings.kb_dir / "articles",
+        settings.kb_index_path,
+        settings.kb_dir / "config.yml",
+        data.synonyms,
+        data.intents,
+    )
     return nlu, kb
 
 
-def create_app(settings: Settings | None = None, nlu: NLUPipeline | None = None,
-               kb: KnowledgeBase | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, nlu: NLUPipeline | None = None, kb: KnowledgeBase | None = None
+) -> FastAPI:
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loaded_nlu, loaded_kb = (nlu, kb) if nlu and kb else await asyncio.to_thread(load_understanding, settings)
+        loaded_nlu, loaded_kb = (
+            (nlu, kb) if nlu and kb else await asyncio.to_thread(load_understanding, settings)
+        )
         handle = await asyncio.to_thread(connect, settings.redis_url, settings.var_dir)
         retention = settings.transcript_retention_days * 86400
-        services = Services(settings, loaded_nlu, loaded_kb,
-                            ConversationStore(handle.client, settings.redis_prefix, retention),
-                            TicketStore(handle.client, settings.redis_prefix, settings.timezone),
-                            HandoffQueue(handle.client, settings.redis_prefix), Metrics())
+        services = Services(
+            settings,
+            loaded_nlu,
+            loaded_kb,
+            ConversationStore(handle.client, settings.redis_prefix, retention),
+            TicketStore(handle.client, settings.redis_prefix, settings.timezone),
+            HandoffQueue(handle.client, settings.redis_prefix),
+            Metrics(),
+        )
         app.state.settings = settings
         app.state.services = services
         app.state.engine = Engine(services)
         app.state.redis = handle
-        logger.info("triagebot ready: Redis %s, %d intents, %d articles", handle.description,
-                    len(loaded_nlu.intents), len(loaded_kb.index.articles))
+        logger.info(
+            "triagebot ready: Redis %s, %d intents, %d articles",
+            handle.description,
+            len(loaded_nlu.intents),
+            len(loaded_kb.index.articles),
+        )
         try:
             yield
         finally:
             await handle.close()
 
-    app = FastAPI(title="triagebot", version="0.1.0", lifespan=lifespan,
-                  description="Bilingual support chatbot: NLU, knowledge base, human handoff. See docs/api.md.")
+    app = FastAPI(
+        title="triagebot",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Bilingual support chatbot: NLU, knowledge base, human handoff. See docs/api.md.",
+    )
     errors.install(app)
     app.include_router(chat_router)
     app.include_router(ws_router)

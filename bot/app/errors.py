@@ -51,8 +51,11 @@ def install(app: FastAPI) -> None:
         if status >= 500:
             logger.warning("%s %s failed: %r", request.method, request.url.path, exc)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
-        return JSONResponse({"error": type(exc).__name__, "detail": describe(exc), "retryable": retryable},
-                            status_code=status, headers=headers)
+        return JSONResponse(
+            {"error": type(exc).__name__, "detail": describe(exc), "retryable": retryable},
+            status_code=status,
+            headers=headers,
+        )
 
     app.add_exception_handler(TriageError, handler)
     for kind in REDIS_DOWN:

@@ -33,8 +33,11 @@ async def readyz(request: Request) -> JSONResponse:
     except REDIS_DOWN:
         checks["redis"] = False
     ready = all(checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                        status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "2"})
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+        headers=None if ready else {"Retry-After": "2"},
+    )
 
 
 @router.get("/metrics", tags=["ops"], response_class=Response)
@@ -58,9 +61,11 @@ async def kb_page(article_id: str, svc: Annotated[Services, Depends(services)]) 
     if article is None:
         return HTMLResponse("<h1>404</h1>", status_code=404)
     body = html.escape(article.body).replace("\n", "<br>")
-    return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>{html.escape(article.title)}</title>"
-                        f"<body style='font-family:sans-serif;max-width:720px;margin:2em auto'>"
-                        f"<h1>{html.escape(article.title)}</h1><p>{body}</p></body>")
+    return HTMLResponse(
+        f"<!doctype html><meta charset=utf-8><title>{html.escape(article.title)}</title>"
+        f"<body style='font-family:sans-serif;max-width:720px;margin:2em auto'>"
+        f"<h1>{html.escape(article.title)}</h1><p>{body}</p></body>"
+    )
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -30,8 +30,10 @@ class SLAOut(BaseModel):
 
 
 class HandoffOut(BaseModel):
-    reason: str = Field(description="user_request, urgent, complaint, negative_sentiment, repeat_after_answer, "
-                                    "repeated_fallback, not_helpful or no_kb_answer")
+    reason: str = Field(
+        description="user_request, urgent, complaint, negative_sentiment, repeat_after_answer, "
+        "repeated_fallback, not_helpful or no_kb_answer"
+    )
     severity: Literal["urgent", "important", "normal"]
     position: int | None = Field(description="1-based place in the queue (null when a ticket was opened)")
     eta_seconds: int | None = Field(description="Expected wait for an agent")
@@ -58,14 +60,19 @@ class CreateConversationIn(BaseModel):
 
 class CreateConversationOut(BaseModel):
     conversation_id: str
-    token: str = Field(description="Send as `Authorization: Bearer <token>` to post to and read this conversation")
+    token: str = Field(
+        description="Send as `Authorization: Bearer <token>` to post to and read this conversation"
+    )
 
 
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(description="The user's message (limit: TRIAGE_MAX_MESSAGE_CHARS)")
-    client_msg_id: str = Field(min_length=1, max_length=128,
-                               description="Unique per message; a retry with the same id is stored and answered once")
+    client_msg_id: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Unique per message; a retry with the same id is stored and answered once",
+    )
     channel: str | None = Field(None, max_length=32)
     user: str | None = Field(None, max_length=128)
 

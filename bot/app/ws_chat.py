@@ -72,7 +72,9 @@ async def chat(ws: WebSocket) -> None:
             raise ConversationNotFound(hello.conversation_id)
         check_token(conversation, hello.token)
     except (TimeoutError, ValidationError, ValueError):
-        await _error(ws, "bad_hello", 'first frame must be {"type":"hello","conversation_id","token","last_seq"}')
+        await _error(
+            ws, "bad_hello", 'first frame must be {"type":"hello","conversation_id","token","last_seq"}'
+        )
         await ws.close(4400)
         return
     except (AuthError, ConversationNotFound) as exc:
@@ -90,8 +92,15 @@ async def chat(ws: WebSocket) -> None:
         return
 
     cid = hello.conversation_id
-    await _send(ws, {"type": "hello", "conversation_id": cid, "state": conversation["state"],
-                     "seq": int(conversation.get("seq", 0))})
+    await _send(
+        ws,
+        {
+            "type": "hello",
+            "conversation_id": cid,
+            "state": conversation["state"],
+            "seq": int(conversation.get("seq", 0)),
+        },
+    )
     writer = asyncio.create_task(_stream(ws, svc, cid, hello.last_seq))
     try:
         await _read(ws, svc, eng, cid, conversation)
@@ -139,33 +148,53 @@ async def _read(ws: WebSocket, svc: Services, eng: Engine, cid: str, conversatio
         if frame.type == "message":
             await _message(ws, svc, eng, cid, conversation, frame)
         elif frame.type == "typing":
-            await svc.store.redis.publish(f"{svc.store.prefix}conv:{cid}:typing", json.dumps({"role": "user"}))
+            await svc.store.redis.publish(
+                f"{svc.store.prefix}conv:{cid}:typing", json.dumps({"role": "user"})
+            )
         elif frame.type == "csat":
             if frame.score is None:
                 await _error(ws, "bad_frame", "csat needs a score from 1 to 5")
                 continue
-            await svc.store.append(cid, {"type": "csat", "role": "user", "score": frame.score,
-                                         "comment": frame.comment or ""})
+            await svc.store.append(
+                cid, {"type": "csat", "role": "user", "score": frame.score, "comment": frame.comment or ""}
+            )
         elif frame.type in ("pong", "heartbeat"):
             continue
         else:
-            await _error(ws, "unknown_type", f"unknown frame type {frame.type!r}; use message, typing or csat")
+            await _error(
+                ws, "unknown_type", f"unknown frame type {frame.type!r}; use message, typing or csat"
+            )
 
 
-async def _message(ws: WebSocket, svc: Services, eng: Engine, cid: str, conversation: dict[str, str],
-                   frame: ChatFrame) -> None:
+async def _message(
+    ws: WebSocket, svc: Services, eng: Engine, cid: str, conversation: dict[str, str], frame: ChatFrame
+) -> None:
     if not frame.text or not frame.client_msg_id:
-        await _error(ws, "bad_frame", "a message needs 'text' and 'client_msg_id'", client_msg_id=frame.client_msg_id)
+        await _error(
+            ws, "bad_frame", "a message needs 'text' and 'client_msg_id'", client_msg_id=frame.client_msg_id
+        )
         return
     try:
         if len(frame.text) > svc.settings.max_message_chars:
             raise MessageTooLarge(len(frame.text), svc.settings.max_message_chars)
         # Replies reach the client through the stream; the response itself is not needed here.
-        await eng.handle(Message(conversation.get("channel") or "web", conversation.get("user", ""), cid,
-                                 frame.text, frame.client_msg_id))
+        await eng.handle(
+            Message(
+                conversation.get("channel") or "web",
+                conversation.get("user", ""),
+                cid,
+                frame.text,
+                frame.client_msg_id,
+            )
+        )
     except Exception as exc:
         status, _, retryable = classify(exc)
         if status >= 500 and status != 503:
             logger.exception("message %s in %s failed", frame.client_msg_id, cid)
-        await _error(ws, "too_large" if status == 413 else "unavailable" if status == 503 else "failed",
-                     describe(exc), client_msg_id=frame.client_msg_id, retryable=retryable)
+        await _error(
+            ws,
+            "too_large" if status == 413 else "unavailable" if status == 503 else "failed",
+            describe(exc),
+            client_msg_id=frame.client_msg_id,
+            retryable=retryable,
+        )

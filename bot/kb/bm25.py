@@ -3,7 +3,7 @@
 ``bm25s`` — the bm25s package, which precomputes the same kind of matrix.
 
 Both use Lucene's idf, log(1 + (N - df + 0.5) / (df + 0.5)), and expose :meth:`upper_bound`, the most a
-document could score for a query, used to turn a score into a 0..1 coverage.
+document could score for a query, used to turn a score into a 0..1 coverage that is the same for both.
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ class Bm25sBM25:
         return np.asarray(self.retriever.get_scores(known))
 
     def upper_bound(self, terms: Sequence[str]) -> float:
-        return float(sum(_idf(self.n_docs, self.df.get(t, 0)) for t in terms)) * (self.k1 + 1)
+        # bm25s's Lucene variant leaves out BM25's (k1 + 1) factor, so its ceiling per term is the idf alone.
+        return float(sum(_idf(self.n_docs, self.df.get(t, 0)) for t in terms))
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

