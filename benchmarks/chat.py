@@ -134,7 +134,10 @@ def main() -> None:
         write_result("chat", {"server": "1 uvicorn process", "redis": "redis-server on loopback", **result})
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
         redis.stop()
 
 

@@ -191,6 +191,65 @@ def chat_section() -> list[str]:
     ]
 
 
+def targets_section() -> list[str]:
+    """Every target the issues set, the measured figure, and whether it is met — computed, not asserted."""
+    rows: list[tuple[str, str, str, bool]] = []
+    clinc, cost, kb, scale = _load("clinc150"), _load("nlu_cost"), _load("kb_eval"), _load("kb_scale")
+    if clinc:
+        rows.append(
+            (
+                "CLINC150 in-scope accuracy",
+                "≥ 93.5",
+                _pct(clinc["in_scope_accuracy"]),
+                clinc["in_scope_accuracy"] >= 0.935,
+            )
+        )
+        rows.append(("CLINC150 OOS recall", "≥ 50", _pct(clinc["oos_recall"]), clinc["oos_recall"] >= 0.50))
+    if cost:
+        rows.append(
+            (
+                "parse p99, one message",
+                "≤ 5 ms",
+                f"{cost['parse_ms']['p99']} ms",
+                cost["parse_ms"]["p99"] <= 5,
+            )
+        )
+        rows.append(
+            (
+                "training on nlu_data",
+                "≤ 30 s",
+                f"{cost['train_seconds_median_of_3']} s",
+                cost["train_seconds_median_of_3"] <= 30,
+            )
+        )
+    if kb:
+        for lang, row in kb["by_language"].items():
+            rows.append(
+                (f"KB recall@1 ({lang})", "≥ 0.85", f"{row['recall_at_1']:.3f}", row["recall_at_1"] >= 0.85)
+            )
+            rows.append(
+                (f"KB recall@3 ({lang})", "≥ 0.95", f"{row['recall_at_3']:.3f}", row["recall_at_3"] >= 0.95)
+            )
+    if scale:
+        for r in scale["runs"]:
+            if r["articles"] == 100_000:
+                rows.append(
+                    (
+                        f"KB search p99 at 100,000 articles ({r['backend']})",
+                        "≤ 10 ms",
+                        f"{r['search_ms']['p99']} ms",
+                        r["search_ms"]["p99"] <= 10,
+                    )
+                )
+    if not rows:
+        return []
+    out = ["## Targets", "", "| target | goal | measured | met |", "|---|---|---|---|"]
+    out += [
+        f"| {name} | {goal} | {value} | {'yes' if met else '**no**'} |" for name, goal, value, met in rows
+    ]
+    return [*out, ""]
+
+
 def main() -> None:
     lines = [
         "# Benchmarks",
@@ -199,7 +258,7 @@ def main() -> None:
         "do not edit by hand. Figures are medians and 99th percentiles unless stated.",
         "",
     ]
-    lines += nlu_section() + kb_section() + chat_section()
+    lines += targets_section() + nlu_section() + kb_section() + chat_section()
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {DOC.relative_to(ROOT)}")

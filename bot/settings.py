@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         None, description="redis:// URL; unset = an embedded Redis under var/redis."
     )
     redis_prefix: str = Field("triage:", description="Prefix of every Redis key this deployment writes.")
+    redis_max_connections: int = Field(
+        2000, ge=10, description="Pool size per process (one per open websocket)."
+    )
     max_message_chars: int = Field(4000, ge=1, description="Longer messages are refused with 413.")
     transcript_retention_days: int = Field(
         90, ge=1, description="Transcripts and idempotency records expire."

@@ -55,7 +55,9 @@ def create_app(
         loaded_nlu, loaded_kb = (
             (nlu, kb) if nlu and kb else await asyncio.to_thread(load_understanding, settings)
         )
-        handle = await asyncio.to_thread(connect, settings.redis_url, settings.var_dir)
+        handle = await asyncio.to_thread(
+            connect, settings.redis_url, settings.var_dir, settings.redis_max_connections
+        )
         retention = settings.transcript_retention_days * 86400
         services = Services(
             settings,

@@ -85,6 +85,7 @@ async def chat(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         return
     except Exception as exc:  # Redis down during the handshake
+        logger.warning("websocket handshake failed: %r", exc)
         _, close, retryable = classify(exc)
         with contextlib.suppress(Exception):
             await _error(ws, "unavailable", describe(exc), retryable=retryable)

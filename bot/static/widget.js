@@ -100,6 +100,7 @@
       if (ev.role === "user") {
         var pending = ev.client_msg_id && log.querySelector('[data-client-msg-id="' + CSS.escape(ev.client_msg_id) + '"]');
         state.outbox = state.outbox.filter(function (m) { return m.client_msg_id !== ev.client_msg_id; }); save();
+        if (ev.role === "user" && state.convState !== "bot") typing.classList.remove("tb-visible");
         if (pending) { pending.classList.remove("tb-pending"); place(pending, ev.seq); return; }
         bubble("user", ev.display || ev.text, ev.seq); scroll(); return;
       }
@@ -137,7 +138,9 @@
     text = (text || "").trim(); if (!text) return;
     var m = { text: text, client_msg_id: uuid() };
     state.outbox.push(m); save();
-    var box = bubble("user", display || text); box.classList.add("tb-pending"); box.setAttribute("data-client-msg-id", m.client_msg_id); scroll();
+    var box = bubble("user", display || text); box.classList.add("tb-pending"); box.setAttribute("data-client-msg-id", m.client_msg_id);
+    if (state.convState === "bot") typing.classList.add("tb-visible");  // the bot is working on it
+    scroll();
     ensureConversation().then(function () { wsSend({ type: "message", text: m.text, client_msg_id: m.client_msg_id }); });
   }
 

