@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,9 @@ class Services:
     tickets: TicketStore
     queue: HandoffQueue
     metrics: Metrics
+    # From the handoff gateway: is an agent of this group on duty now, and a hook to wake the dispatcher.
+    duty: Callable[[str], Awaitable[bool]] | None = None
+    on_queued: Callable[[str], Awaitable[None]] | None = None
 
 
 class Engine:
@@ -99,6 +103,14 @@ class Engine:
         updates: dict[str, Any] = {
             "language": parse["language"],
             "script": script,
+            "entities": json.dumps(
+                [
+                    {"entity": e["entity"], "value": mask_sensitive(e["value"]) if isinstance(e["value"], str)
+                     else e["value"], "text": mask_sensitive(e["text"])}
+                    for e in parse["entities"]
+                ],
+                ensure_ascii=False,
+            ),
             "last_intents": json.dumps(
                 ([parse["intent"]["name"], *json.loads(conv.get("last_intents") or "[]")])[:5]
             ),
@@ -305,8 +317,15 @@ class Engine:
             )
         s.metrics.handoffs.labels(reason, severity).inc()
         reason_text = replies.label(replies.REASONS, reason, script)
-        if s.settings.on_duty:
+        if s.settings.on_duty is not None:
+            on_duty = s.settings.on_duty
+        else:
+            on_duty = await s.duty(group) if s.duty else False
+        if on_duty:
             position = await s.queue.enqueue(cid, group, severity, started)
+            await s.store.update(cid, position=str(position))
+            if s.on_queued:
+                await s.on_queued(cid)
             eta = position * s.settings.average_handle_seconds
             handoff.update(position=position, eta_seconds=eta)
             text = replies.say(

@@ -64,3 +64,21 @@ class Unavailable(TriageError):
 
 class NotFound(TriageError):
     """An unknown conversation, ticket or article."""
+
+
+class Forbidden(TriageError):
+    """Authenticated, but not allowed to act on this (another agent's conversation)."""
+
+
+class Conflict(TriageError):
+    """The state changed under the caller: taken by someone else, or at capacity."""
+
+
+class RateLimited(AuthError):
+    """Too many attempts; ``retry_after`` seconds until the next is accepted."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

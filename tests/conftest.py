@@ -93,4 +93,6 @@ def settings(tmp_path: Path, redis_url: str, redis_prefix: str, model_dir: Path)
         data_dir=DATA_DIR,
         kb_dir=KB_DIR,
         heartbeat_seconds=0.5,
+        on_duty=True,  # the conversation tests queue without signed-in agents; gateway tests use presence
+        rota_file=tmp_path / "no-rota.yml",
     )

@@ -26,9 +26,14 @@ from bot.store.connection import connect
 from bot.store.conversations import ConversationStore
 from bot.store.queue import HandoffQueue
 from bot.store.tickets import TicketStore
+import handoff_gateway
+from handoff_gateway.api import router as agents_router
+from handoff_gateway.gateway import Gateway
+from handoff_gateway.ws_agent import router as ws_agent_router
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "static"
+CONSOLE_STATIC = Path(handoff_gateway.__file__).resolve().parent / "static"
 
 
 def load_understanding(settings: Settings) -> tuple[NLUPipeline, KnowledgeBase]:
@@ -68,10 +73,14 @@ def create_app(
             HandoffQueue(handle.client, settings.redis_prefix),
             Metrics(),
         )
+        gateway = Gateway(settings, services.store, services.queue, services.tickets)
+        services.duty, services.on_queued = gateway.dispatcher.anyone_on_duty, gateway.on_queued
         app.state.settings = settings
         app.state.services = services
         app.state.engine = Engine(services)
+        app.state.gateway = gateway
         app.state.redis = handle
+        gateway.start()
         logger.info(
             "triagebot ready: Redis %s, %d intents, %d articles",
             handle.description,
@@ -81,6 +90,7 @@ def create_app(
         try:
             yield
         finally:
+            await gateway.stop()
             await handle.close()
 
     app = FastAPI(
@@ -94,5 +104,8 @@ def create_app(
     app.include_router(ws_router)
     app.include_router(rasa_router)
     app.include_router(ops_router)
+    app.include_router(agents_router)
+    app.include_router(ws_agent_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount("/console-static", StaticFiles(directory=CONSOLE_STATIC), name="console-static")
     return app

@@ -9,7 +9,17 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.errors import AuthError, InputError, MessageTooLarge, NotFound, TriageError, Unavailable
+from bot.errors import (
+    AuthError,
+    Conflict,
+    Forbidden,
+    InputError,
+    MessageTooLarge,
+    NotFound,
+    RateLimited,
+    TriageError,
+    Unavailable,
+)
 from bot.ownership import TransitionError
 
 logger = logging.getLogger(__name__)
@@ -20,6 +30,9 @@ RETRY_AFTER_SECONDS = 2
 # (HTTP status, websocket close code)
 STATUS: list[tuple[type[BaseException], int, int]] = [
     (NotFound, 404, 4404),
+    (RateLimited, 429, 4429),
+    (Forbidden, 403, 4403),
+    (Conflict, 409, 4409),
     (AuthError, 401, 4401),
     (MessageTooLarge, 413, 1009),
     (InputError, 422, 4400),
@@ -51,6 +64,8 @@ def install(app: FastAPI) -> None:
         if status >= 500:
             logger.warning("%s %s failed: %r", request.method, request.url.path, exc)
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(
             {"error": type(exc).__name__, "detail": describe(exc), "retryable": retryable},
             status_code=status,

@@ -94,7 +94,7 @@ async def get_events(
     return {
         "conversation_id": conversation_id,
         "state": conversation["state"],
-        "events": events,
+        "events": [e for e in events if e.get("visibility") != "internal"],  # agents' notes stay internal
         "last_seq": events[-1]["seq"] if events else after,
     }
 

@@ -131,7 +131,8 @@ async def _stream(ws: WebSocket, svc: Services, cid: str, last_seq: int) -> None
             continue
         for event in events:
             if event["seq"] > last_seq:
-                await _send(ws, event)
+                if event.get("visibility") != "internal":  # agents' notes never reach the user
+                    await _send(ws, event)
                 last_seq = event["seq"]
         if loop.time() >= next_beat:
             await _send(ws, {"type": "heartbeat", "seq": last_seq})

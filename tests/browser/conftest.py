@@ -48,6 +48,14 @@ class LiveServer:
 def live_server(
     tmp_path_factory: pytest.TempPathFactory, redis_url: str, model_dir: Path
 ) -> Iterator[LiveServer]:
+    """Agents count as on duty: handoffs queue (the console tests use presence instead)."""
+    yield from start_server(tmp_path_factory, redis_url, model_dir, {"TRIAGE_ON_DUTY": "true"})
+
+
+def start_server(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str, model_dir: Path, extra_env: dict[str, str]
+) -> Iterator[LiveServer]:
+    """A uvicorn process on a free port with its own key prefix; stopped and cleaned up afterwards."""
     port = free_port()
     prefix = f"test:{uuid.uuid4().hex[:10]}:"
     var = tmp_path_factory.mktemp("var")
@@ -60,6 +68,8 @@ def live_server(
         "TRIAGE_KB_DIR": str(KB_DIR),
         "TRIAGE_VAR_DIR": str(var),
         "TRIAGE_HEARTBEAT_SECONDS": "1",
+        "TRIAGE_ROTA_FILE": str(var / "rota.yml"),
+        **extra_env,
     }
     log = (var / "server.log").open("wb")
     process = subprocess.Popen(

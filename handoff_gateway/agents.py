@@ -1,0 +1,181 @@
+"""Agents and supervisors: accounts (scrypt-hashed passwords, API tokens), sessions with expiry, presence.
+
+Keys (after the deployment prefix): ``agent:{id}`` hash, ``agents`` set, ``agents:by_name`` hash,
+``session:{sha256(token)}`` → agent id (expires), ``agent:{id}:open`` set of the conversations it owns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import redis.asyncio as aredis
+
+from bot.errors import AuthError, RateLimited, TriageError
+
+Role = Literal["agent", "supervisor"]
+Presence = Literal["online", "away", "offline"]
+ROLES = ("agent", "supervisor")
+PRESENCE = ("online", "away", "offline")
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """scrypt (hashlib), stored as ``scrypt$n$r$p$salt$hash`` in hex."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        _, n, r, p, salt, expected = stored.split("$")
+    except ValueError:
+        return False
+    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+                            dklen=len(expected) // 2)
+    return hmac.compare_digest(digest.hex(), expected)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AgentExists(TriageError):
+    pass
+
+
+class TooManyAttempts(RateLimited):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed sign-in attempts; try again in {retry_after} s", retry_after)
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str
+    name: str
+    role: str = "agent"
+    skills: tuple[str, ...] = ("zh", "en")
+    capacity: int = 3
+    display_name: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def supervisor(self) -> bool:
+        return self.role == "supervisor"
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "display_name": self.display_name or self.name, "role": self.role,
+                "skills": list(self.skills), "capacity": self.capacity}
+
+
+class AgentStore:
+    def __init__(self, redis: aredis.Redis, prefix: str = "triage:", session_hours: float = 12.0,
+                 max_failures: int = 5, lockout_seconds: int = 300) -> None:
+        self.redis: Any = redis  # decode_responses=True: replies are str
+        self.prefix = prefix
+        self.session_seconds = int(session_hours * 3600)
+        self.max_failures, self.lockout_seconds = max_failures, lockout_seconds
+
+    def _k(self, suffix: str) -> str:
+        return f"{self.prefix}{suffix}"
+
+    # ------------------------------------------------------------- accounts
+    async def add(self, name: str, password: str, role: str = "agent", skills: tuple[str, ...] = ("zh", "en"),
+                  capacity: int = 3, display_name: str = "") -> tuple[Agent, str]:
+        """Create an agent; returns it and a fresh API token (shown once)."""
+        if role not in ROLES:
+            raise TriageError(f"role must be one of {ROLES}, got {role!r}")
+        if not name.strip() or len(password) < 8:
+            raise TriageError("an agent needs a name and a password of at least 8 characters")
+        if capacity < 1:
+            raise TriageError("capacity must be at least 1")
+        agent_id = "a-" + secrets.token_hex(6)
+        if not await self.redis.hsetnx(self._k("agents:by_name"), name, agent_id):
+            raise AgentExists(f"an agent named {name!r} already exists")
+        api_token = "agt_" + secrets.token_urlsafe(24)
+        agent = Agent(agent_id, name, role, tuple(skills), capacity, display_name or name)
+        await self.redis.hset(self._k(f"agent:{agent_id}"), mapping={
+            "id": agent_id, "name": name, "role": role, "skills": json.dumps(list(skills)), "capacity": capacity,
+            "display_name": agent.display_name, "password": hash_password(password),
+            "api_token": token_hash(api_token), "created_at": int(time.time())})
+        await self.redis.sadd(self._k("agents"), agent_id)
+        await self.redis.set(self._k(f"apitoken:{token_hash(api_token)}"), agent_id)
+        return agent, api_token
+
+    async def get(self, agent_id: str) -> Agent | None:
+        raw = await self.redis.hgetall(self._k(f"agent:{agent_id}"))
+        if not raw:
+            return None
+        return Agent(raw["id"], raw["name"], raw["role"], tuple(json.loads(raw["skills"])), int(raw["capacity"]),
+                     raw.get("display_name", ""))
+
+    async def all(self) -> list[Agent]:
+        ids = sorted(await self.redis.smembers(self._k("agents")))
+        agents = [await self.get(i) for i in ids]
+        return [a for a in agents if a]
+
+    async def by_name(self, name: str) -> Agent | None:
+        agent_id = await self.redis.hget(self._k("agents:by_name"), name)
+        return await self.get(agent_id) if agent_id else None
+
+    # ------------------------------------------------------------- sessions
+    async def login(self, name: str, password: str, client: str = "") -> tuple[Agent, str, int]:
+        """A session token for a correct password; failures are counted per name and client address."""
+        failures_key = self._k(f"login:failures:{name}:{client}")
+        failures = int(await self.redis.get(failures_key) or 0)
+        if failures >= self.max_failures:
+            raise TooManyAttempts(max(1, int(await self.redis.ttl(failures_key))))
+        agent_id = await self.redis.hget(self._k("agents:by_name"), name)
+        stored = await self.redis.hget(self._k(f"agent:{agent_id}"), "password") if agent_id else None
+        # Verify against a dummy hash when the name is unknown, so timing does not reveal which names exist.
+        ok = verify_password(password, stored or hash_password("not-a-password", b"0" * 16)) and stored is not None
+        if not ok:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(failures_key)
+                pipe.expire(failures_key, self.lockout_seconds)
+                await pipe.execute()
+            raise AuthError("wrong name or password")
+        await self.redis.delete(failures_key)
+        token = "ses_" + secrets.token_urlsafe(24)
+        await self.redis.set(self._k(f"session:{token_hash(token)}"), agent_id, ex=self.session_seconds)
+        agent = await self.get(agent_id)
+        assert agent is not None
+        return agent, token, self.session_seconds
+
+    async def authenticate(self, token: str) -> Agent:
+        """The agent a session or API token belongs to; raises AuthError for a wrong or expired one."""
+        digest = token_hash(token)
+        agent_id = await self.redis.get(self._k(f"session:{digest}")) or await self.redis.get(
+            self._k(f"apitoken:{digest}"))
+        agent = await self.get(agent_id) if agent_id else None
+        if agent is None:
+            raise AuthError("unknown or expired agent token; sign in again")
+        return agent
+
+    async def logout(self, token: str) -> None:
+        await self.redis.delete(self._k(f"session:{token_hash(token)}"))
+
+    # ------------------------------------------------------------- presence
+    async def set_presence(self, agent_id: str, status: str) -> None:
+        if status not in PRESENCE:
+            raise TriageError(f"presence must be one of {PRESENCE}")
+        now = time.time()
+        await self.redis.hset(self._k(f"presence:{agent_id}"), mapping={"status": status, "since": now, "seen": now})
+
+    async def heartbeat(self, agent_id: str) -> None:
+        await self.redis.hset(self._k(f"presence:{agent_id}"), "seen", time.time())
+
+    async def presence(self, agent_id: str) -> dict[str, Any]:
+        raw = await self.redis.hgetall(self._k(f"presence:{agent_id}"))
+        return {"status": raw.get("status", "offline"), "since": float(raw.get("since", 0)),
+                "seen": float(raw.get("seen", 0))}
+
+    async def open_conversations(self, agent_id: str) -> set[str]:
+        members: set[str] = await self.redis.smembers(self._k(f"agent:{agent_id}:open"))
+        return members

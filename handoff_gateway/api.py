@@ -1,0 +1,162 @@
+"""The agents' REST API (the same actions as the console's websocket, for scripts and integrations)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.app.deps import bearer
+from bot.app.schemas import ErrorOut
+from handoff_gateway.agents import Agent
+from handoff_gateway.context import context_card
+from bot.errors import Forbidden
+from handoff_gateway.desk import Desk
+from handoff_gateway.gateway import Gateway
+
+router = APIRouter(prefix="/api/v1", tags=["agents"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Wrong or expired token"},
+    403: {"model": ErrorOut, "description": "Not your conversation"},
+    404: {"model": ErrorOut, "description": "Unknown conversation"},
+    409: {"model": ErrorOut, "description": "Already taken, or at capacity"},
+}
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class LoginOut(BaseModel):
+    token: str
+    expires_in: int
+    agent: dict[str, Any]
+
+
+class TextIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=4000)
+    client_msg_id: str | None = Field(None, max_length=128)
+
+
+class TransferIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field("", max_length=2000)
+    to_agent: str | None = None
+    to_group: Literal["zh", "en"] | None = None
+
+
+class PresenceIn(BaseModel):
+    status: Literal["online", "away", "offline"]
+
+
+def gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+async def current_agent(request: Request, token: Annotated[str, Depends(bearer)]) -> Agent:
+    return await gateway(request).agents.authenticate(token)
+
+
+AgentDep = Annotated[Agent, Depends(current_agent)]
+GatewayDep = Annotated[Gateway, Depends(gateway)]
+
+
+@router.post("/agents/login", response_model=LoginOut, responses={401: {"model": ErrorOut}, 429: {"model": ErrorOut}})
+async def login(body: LoginIn, request: Request, gw: GatewayDep) -> dict[str, Any]:
+    """Sign in with name and password; failed attempts are rate-limited per name and address."""
+    client = request.client.host if request.client else ""
+    agent, token, expires = await gw.agents.login(body.name, body.password, client)
+    return {"token": token, "expires_in": expires, "agent": agent.public()}
+
+
+@router.put("/agents/me/presence", responses=ERRORS)
+async def set_presence(body: PresenceIn, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
+    await gw.set_presence(agent, body.status)
+    return {"agent": agent.id, "status": body.status}
+
+
+@router.get("/queue", responses=ERRORS)
+async def queue(agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
+    """The queued conversations, in the order they will be offered."""
+    return {"items": await gw.desk.queue_snapshot()}
+
+
+@router.get("/conversations/{conversation_id}/context", responses=ERRORS)
+async def context(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
+    """The context card; agents see queued conversations and their own, supervisors all."""
+    card = await context_card(gw.desk.store, gw.tickets, conversation_id)
+    if not agent.supervisor and card["state"] == "assigned" and card["owner"] != agent.id:
+        raise Forbidden(f"conversation {conversation_id} is assigned to another agent")
+    return card
+
+
+def _desk(gw: Gateway) -> Desk:
+    return gw.desk
+
+
+@router.post("/conversations/{conversation_id}/accept", responses=ERRORS)
+async def accept(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
+    """Take a queued conversation. Exactly one of several simultaneous accepts wins; the others get 409."""
+    conv = await _desk(gw).accept(agent, conversation_id)
+    return {"conversation_id": conversation_id, "state": conv["state"], "owner": conv["owner"]}
+
+
+@router.post("/conversations/{conversation_id}/decline", responses=ERRORS)
+async def decline(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
+    await _desk(gw).decline(agent, conversation_id)
+    gw.dispatcher.wake()
+    return {"conversation_id": conversation_id, "declined": True}
+
+
+@router.post("/conversations/{conversation_id}/agent_messages", responses=ERRORS)
+async def agent_message(conversation_id: str, body: TextIn, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
+    """Say something to the user; it reaches them on whichever channel they use."""
+    event = await _desk(gw).say(agent, conversation_id, body.text, body.client_msg_id)
+    return {"conversation_id": conversation_id, "seq": event["seq"]}
+
+
+@router.post("/conversations/{conversation_id}/notes", responses=ERRORS)
+async def note(conversation_id: str, body: TextIn, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
+    """An internal note the user never sees."""
+    event = await _desk(gw).note(agent, conversation_id, body.text)
+    return {"conversation_id": conversation_id, "seq": event["seq"]}
+
+
+@router.post("/conversations/{conversation_id}/transfer", responses=ERRORS)
+async def transfer(conversation_id: str, body: TransferIn, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
+    result = await _desk(gw).transfer(agent, conversation_id, body.note, body.to_agent, body.to_group)
+    gw.dispatcher.wake()
+    return result
+
+
+@router.post("/conversations/{conversation_id}/resolve", responses=ERRORS)
+async def resolve(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
+    """Close the conversation; the user is asked for a 1–5 rating."""
+    return await _desk(gw).resolve(agent, conversation_id)
+
+
+@router.post("/conversations/{conversation_id}/handback", responses=ERRORS)
+async def handback(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
+    """Give the conversation back to the bot."""
+    return await _desk(gw).handback(agent, conversation_id)
+
+
+@router.get("/kb/search/canned", responses=ERRORS)
+async def canned(q: str, agent: AgentDep, request: Request, lang: Literal["zh", "en"] | None = None) -> dict[str, Any]:
+    """Canned responses: knowledge-base articles for free text, with their steps ready to paste."""
+    kb = request.app.state.services.kb
+    result = kb.search(q[:500], lang=lang, top=5)
+    return {"items": [{**hit.to_dict(), "steps": hit.article.steps} for hit in result.hits]}
+
+
+@router.get("/supervisor/overview", responses=ERRORS)
+async def overview(agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
+    """All queues, agents (presence, open conversations) and SLA breaches. Supervisors only."""
+    if not agent.supervisor:
+        raise Forbidden("the overview is for supervisors")
+    return await gw.overview()

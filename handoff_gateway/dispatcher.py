@@ -1,0 +1,196 @@
+"""The dispatcher: offers queued conversations to the best available agent, expires offers, marks agents
+whose console went away, escalates conversations whose first-response clock is about to run out, records
+breaches, and keeps waiting users' queue positions current.
+
+Every app process runs one; a Redis lock (SET NX PX) lets one of them work at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from handoff_gateway.agents import Agent
+from handoff_gateway.alerts import send_alert
+from handoff_gateway.desk import Desk
+from handoff_gateway.rota import Rota
+
+logger = logging.getLogger(__name__)
+GROUPS = ("zh", "en")
+
+
+@dataclass
+class DispatchConfig:
+    offer_timeout_s: float = 30.0
+    presence_grace_s: float = 30.0
+    escalate_at: float = 0.8  # share of the first-response target after which a conversation is escalated
+    interval_s: float = 0.5
+    average_handle_seconds: int = 300
+    alert_webhook: str | None = None
+
+
+class Dispatcher:
+    def __init__(self, desk: Desk, rota: Rota, config: DispatchConfig) -> None:
+        self.desk, self.rota, self.config = desk, rota, config
+        self.redis: Any = desk.redis
+        self.prefix = desk.prefix
+        self._lock_key = f"{self.prefix}dispatch:lock"
+        self._me = secrets.token_hex(4)
+        self._wake = asyncio.Event()
+        self._stopped = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until stopped: one pass, then wait for the interval or a wake-up. The stop flag matters because a
+        cancellation that lands inside a Redis command can come back as a connection error."""
+        while not self._stopped:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self._stopped:
+                    break
+                logger.exception("dispatcher pass failed; trying again")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.interval_s)
+
+    async def tick(self) -> None:
+        ttl = int(max(self.config.interval_s * 4, 2) * 1000)
+        got = await self.redis.set(self._lock_key, self._me, nx=True, px=ttl)
+        if not got and await self.redis.get(self._lock_key) != self._me:
+            return
+        await self.redis.pexpire(self._lock_key, ttl)
+        await self.mark_away()
+        await self.expire_offers()
+        await self.escalate()
+        for group in GROUPS:
+            await self.offer(group)
+            await self.update_positions(group)
+
+    # ------------------------------------------------------------- agents
+    async def available(self, group: str, cid: str) -> list[tuple[Agent, int]]:
+        """Agents who could take ``cid``: online, on duty, skilled, under capacity, not skipped, no other offer."""
+        skipped = await self.redis.smembers(f"{self.prefix}conv:{cid}:skipped")
+        offers = [json.loads(v)["agent"] for v in (await self.redis.hgetall(self.desk.offers_key)).values()]
+        result = []
+        for agent in await self.desk.agents.all():
+            if agent.supervisor or agent.id in skipped or agent.id in offers or group not in agent.skills:
+                continue
+            presence = await self.desk.agents.presence(agent.id)
+            if presence["status"] != "online" or not self.rota.on_duty(agent.name):
+                continue
+            open_count = len(await self.desk.agents.open_conversations(agent.id))
+            if open_count < agent.capacity:
+                result.append((agent, open_count))
+        return result
+
+    async def anyone_on_duty(self, group: str) -> bool:
+        for agent in await self.desk.agents.all():
+            if group in agent.skills and not agent.supervisor and self.rota.on_duty(agent.name):
+                if (await self.desk.agents.presence(agent.id))["status"] == "online":
+                    return True
+        return False
+
+    async def mark_away(self) -> None:
+        now = time.time()
+        for agent in await self.desk.agents.all():
+            presence = await self.desk.agents.presence(agent.id)
+            if presence["status"] == "online" and now - presence["seen"] > self.config.presence_grace_s:
+                await self.desk.agents.set_presence(agent.id, "away")
+                await self.desk.audit.record("presence_away", "", agent.id, reason="no heartbeat")
+
+    # ------------------------------------------------------------- offers
+    async def offer(self, group: str) -> None:
+        for cid in await self.redis.zrange(self.desk.queue.key(group), 0, 49):
+            if await self.redis.hexists(self.desk.offers_key, cid):
+                continue
+            candidates = await self.available(group, cid)
+            if not candidates:
+                continue
+            preferred = await self.redis.hget(f"{self.prefix}conv:{cid}:prefer", "agent")
+            idle = {a.id: float(await self.redis.hget(f"{self.prefix}presence:{a.id}", "idle_since") or 0)
+                    for a, _ in candidates}
+            # Skill match is given; then fewest open chats, then longest idle.
+            candidates.sort(key=lambda item: (item[0].name != preferred and item[0].id != preferred, item[1],
+                                              idle[item[0].id]))
+            agent = candidates[0][0]
+            expires = time.time() + self.config.offer_timeout_s
+            await self.redis.hset(self.desk.offers_key, cid, json.dumps({"agent": agent.id, "expires": expires}))
+            await self.desk.audit.record("offered", cid, "system", agent=agent.id)
+            await self.desk.notify({"type": "offer", "conversation_id": cid, "group": group,
+                                    "expires_in": self.config.offer_timeout_s}, agent.id)
+
+    async def expire_offers(self) -> None:
+        now = time.time()
+        for cid, raw in (await self.redis.hgetall(self.desk.offers_key)).items():
+            offer = json.loads(raw)
+            conv = await self.desk.store.get(cid)
+            if conv is None or conv.get("state") != "queued":
+                await self.redis.hdel(self.desk.offers_key, cid)
+                continue
+            if now >= offer["expires"]:
+                agent = await self.desk.agents.get(offer["agent"])
+                if agent:
+                    await self.desk.decline(agent, cid, reason="offer_expired")
+                await self.redis.hdel(self.desk.offers_key, cid)
+
+    # ---------------------------------------------------------------- SLA
+    async def escalate(self) -> None:
+        now = time.time()
+        for group in GROUPS:
+            for cid in await self.redis.zrange(self.desk.queue.key(group), 0, -1):
+                conv = await self.desk.store.get(cid)
+                if conv is None:
+                    continue
+                sla = json.loads(conv.get("handoff") or "{}").get("sla") or {}
+                if not sla:
+                    continue
+                started = dt.datetime.fromisoformat(sla["started_at"]).timestamp()
+                due = dt.datetime.fromisoformat(sla["first_response_due"]).timestamp()
+                if now >= due:
+                    await self.desk.record_breach(cid, "first_response", "system")
+                if not conv.get("escalated") and now >= started + (due - started) * self.config.escalate_at:
+                    await self._escalate(cid, conv, group, due - now)
+
+    async def _escalate(self, cid: str, conv: dict[str, str], group: str, remaining: float) -> None:
+        await self.desk.store.update(cid, escalated=str(int(time.time() * 1000)))
+        # Priority rises: ahead of everything not escalated, keeping the order among escalated ones.
+        score = float(await self.redis.zscore(self.desk.queue.key(group), cid) or 0)
+        await self.redis.zadd(self.desk.queue.key(group), {cid: -1e13 + score % 1e13})
+        await self.desk.audit.record("escalated", cid, "system", remaining_seconds=round(remaining))
+        alert = {"type": "alert", "conversation_id": cid, "group": group, "remaining_seconds": round(remaining),
+                 "severity": json.loads(conv.get("handoff") or "{}").get("severity")}
+        await self.desk.notify(alert)
+        await send_alert(self.config.alert_webhook, "SLA 即将超时 / SLA about to be breached",
+                         f"conversation `{cid}` ({group}) has {max(0, round(remaining))} s left for a first response")
+
+    # ------------------------------------------------------------ positions
+    async def eta_per_position(self) -> float:
+        recent = [float(x) for x in await self.redis.lrange(f"{self.prefix}handle_times", 0, 49)]
+        return sum(recent) / len(recent) if recent else float(self.config.average_handle_seconds)
+
+    async def update_positions(self, group: str) -> None:
+        """Waiting users see their position and expected wait, updated as it changes."""
+        per = await self.eta_per_position()
+        for position, cid in enumerate(await self.redis.zrange(self.desk.queue.key(group), 0, 199), 1):
+            previous = await self.redis.hget(self.desk.store.key(cid), "position")
+            if previous != str(position):
+                await self.desk.store.update(cid, position=str(position))
+                if previous is not None:
+                    await self.desk.store.append(cid, {"type": "queue", "role": "system", "position": position,
+                                                       "eta_seconds": int(position * per)})

@@ -1,0 +1,70 @@
+"""The gateway: agents, the desk, the dispatcher and the rota, wired to the app's Redis and settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from bot.settings import Settings
+from bot.store.conversations import ConversationStore
+from bot.store.queue import HandoffQueue
+from bot.store.tickets import TicketStore
+from handoff_gateway.agents import Agent, AgentStore
+from handoff_gateway.audit import Audit
+from handoff_gateway.desk import Desk
+from handoff_gateway.dispatcher import GROUPS, DispatchConfig, Dispatcher
+from handoff_gateway.rota import Rota
+
+
+class Gateway:
+    def __init__(self, settings: Settings, store: ConversationStore, queue: HandoffQueue, tickets: TicketStore) -> None:
+        redis = store.redis
+        self.agents = AgentStore(redis, settings.redis_prefix, settings.agent_session_hours)
+        self.desk = Desk(store, queue, self.agents, Audit(redis, settings.redis_prefix))
+        self.tickets = tickets
+        self.rota = Rota.from_file(settings.rota_file, settings.timezone)
+        self.dispatcher = Dispatcher(self.desk, self.rota, DispatchConfig(
+            offer_timeout_s=settings.offer_timeout_seconds, presence_grace_s=settings.presence_grace_seconds,
+            average_handle_seconds=settings.average_handle_seconds, alert_webhook=settings.alert_webhook))
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+
+    async def stop(self) -> None:
+        if self._task:
+            self.dispatcher.stop()
+            try:
+                await asyncio.wait_for(self._task, 5)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+
+    async def on_queued(self, conversation_id: str) -> None:
+        """The engine queued a conversation: wake this process's dispatcher and every console."""
+        self.dispatcher.wake()
+        await self.desk.audit.record("queued", conversation_id, "bot")
+        await self.desk.notify({"type": "queue_changed"})
+
+    async def set_presence(self, agent: Agent, status: str) -> None:
+        await self.agents.set_presence(agent.id, status)
+        if status == "online":
+            await self.desk.redis.hsetnx(f"{self.desk.prefix}presence:{agent.id}", "idle_since", time.time())
+        await self.desk.audit.record("presence", "", agent.id, status=status)
+        await self.desk.notify({"type": "presence", "agent": agent.id, "status": status})
+        self.dispatcher.wake()
+
+    async def overview(self) -> dict[str, Any]:
+        agents = []
+        for agent in await self.agents.all():
+            presence = await self.agents.presence(agent.id)
+            agents.append({**agent.public(), "presence": presence["status"], "on_duty": self.rota.on_duty(agent.name),
+                           "open": sorted(await self.agents.open_conversations(agent.id))})
+        breaches = await self.desk.redis.zrange(f"{self.desk.prefix}breaches", -100, -1, withscores=True)
+        return {"queues": {g: [i for i in await self.desk.queue_snapshot((g,))] for g in GROUPS}, "agents": agents,
+                "breaches": [{"conversation_id": k.rsplit(":", 1)[0], "kind": k.rsplit(":", 1)[1], "at": at}
+                             for k, at in breaches],
+                "audit": await self.desk.audit.entries(count=50)}
