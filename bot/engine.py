@@ -105,8 +105,11 @@ class Engine:
             "script": script,
             "entities": json.dumps(
                 [
-                    {"entity": e["entity"], "value": mask_sensitive(e["value"]) if isinstance(e["value"], str)
-                     else e["value"], "text": mask_sensitive(e["text"])}
+                    {
+                        "entity": e["entity"],
+                        "value": mask_sensitive(e["value"]) if isinstance(e["value"], str) else e["value"],
+                        "text": mask_sensitive(e["text"]),
+                    }
                     for e in parse["entities"]
                 ],
                 ensure_ascii=False,

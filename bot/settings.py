@@ -76,9 +76,13 @@ class Settings(BaseSettings):
         description="unset: agents online and on the rota count as on duty; true/false overrides that.",
     )
     rota_file: Path = Field(Path("rota.yml"), description="The on-call rota (handoff_gateway/rota.py).")
-    alert_webhook: str | None = Field(None, description="WeCom group robot or DingTalk robot URL for SLA alerts.")
+    alert_webhook: str | None = Field(
+        None, description="WeCom group robot or DingTalk robot URL for SLA alerts."
+    )
     offer_timeout_seconds: float = Field(30.0, gt=0, description="An agent has this long to accept an offer.")
-    presence_grace_seconds: float = Field(30.0, gt=0, description="A console silent this long marks its agent away.")
+    presence_grace_seconds: float = Field(
+        30.0, gt=0, description="A console silent this long marks its agent away."
+    )
     agent_session_hours: float = Field(12.0, gt=0, description="Agent sign-in sessions expire after this.")
     average_handle_seconds: int = Field(
         300, ge=1, description="Expected handling time per queued conversation."

@@ -37,8 +37,9 @@ def verify_password(password: str, stored: str) -> bool:
         _, n, r, p, salt, expected = stored.split("$")
     except ValueError:
         return False
-    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
-                            dklen=len(expected) // 2)
+    digest = hashlib.scrypt(
+        password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected) // 2
+    )
     return hmac.compare_digest(digest.hex(), expected)
 
 
@@ -70,13 +71,25 @@ class Agent:
         return self.role == "supervisor"
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "display_name": self.display_name or self.name, "role": self.role,
-                "skills": list(self.skills), "capacity": self.capacity}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "display_name": self.display_name or self.name,
+            "role": self.role,
+            "skills": list(self.skills),
+            "capacity": self.capacity,
+        }
 
 
 class AgentStore:
-    def __init__(self, redis: aredis.Redis, prefix: str = "triage:", session_hours: float = 12.0,
-                 max_failures: int = 5, lockout_seconds: int = 300) -> None:
+    def __init__(
+        self,
+        redis: aredis.Redis,
+        prefix: str = "triage:",
+        session_hours: float = 12.0,
+        max_failures: int = 5,
+        lockout_seconds: int = 300,
+    ) -> None:
         self.redis: Any = redis  # decode_responses=True: replies are str
         self.prefix = prefix
         self.session_seconds = int(session_hours * 3600)
@@ -86,8 +99,15 @@ class AgentStore:
         return f"{self.prefix}{suffix}"
 
     # ------------------------------------------------------------- accounts
-    async def add(self, name: str, password: str, role: str = "agent", skills: tuple[str, ...] = ("zh", "en"),
-                  capacity: int = 3, display_name: str = "") -> tuple[Agent, str]:
+    async def add(
+        self,
+        name: str,
+        password: str,
+        role: str = "agent",
+        skills: tuple[str, ...] = ("zh", "en"),
+        capacity: int = 3,
+        display_name: str = "",
+    ) -> tuple[Agent, str]:
         """Create an agent; returns it and a fresh API token (shown once)."""
         if role not in ROLES:
             raise TriageError(f"role must be one of {ROLES}, got {role!r}")
@@ -100,10 +120,20 @@ class AgentStore:
             raise AgentExists(f"an agent named {name!r} already exists")
         api_token = "agt_" + secrets.token_urlsafe(24)
         agent = Agent(agent_id, name, role, tuple(skills), capacity, display_name or name)
-        await self.redis.hset(self._k(f"agent:{agent_id}"), mapping={
-            "id": agent_id, "name": name, "role": role, "skills": json.dumps(list(skills)), "capacity": capacity,
-            "display_name": agent.display_name, "password": hash_password(password),
-            "api_token": token_hash(api_token), "created_at": int(time.time())})
+        await self.redis.hset(
+            self._k(f"agent:{agent_id}"),
+            mapping={
+                "id": agent_id,
+                "name": name,
+                "role": role,
+                "skills": json.dumps(list(skills)),
+                "capacity": capacity,
+                "display_name": agent.display_name,
+                "password": hash_password(password),
+                "api_token": token_hash(api_token),
+                "created_at": int(time.time()),
+            },
+        )
         await self.redis.sadd(self._k("agents"), agent_id)
         await self.redis.set(self._k(f"apitoken:{token_hash(api_token)}"), agent_id)
         return agent, api_token
@@ -112,8 +142,14 @@ class AgentStore:
         raw = await self.redis.hgetall(self._k(f"agent:{agent_id}"))
         if not raw:
             return None
-        return Agent(raw["id"], raw["name"], raw["role"], tuple(json.loads(raw["skills"])), int(raw["capacity"]),
-                     raw.get("display_name", ""))
+        return Agent(
+            raw["id"],
+            raw["name"],
+            raw["role"],
+            tuple(json.loads(raw["skills"])),
+            int(raw["capacity"]),
+            raw.get("display_name", ""),
+        )
 
     async def all(self) -> list[Agent]:
         ids = sorted(await self.redis.smembers(self._k("agents")))
@@ -134,7 +170,10 @@ class AgentStore:
         agent_id = await self.redis.hget(self._k("agents:by_name"), name)
         stored = await self.redis.hget(self._k(f"agent:{agent_id}"), "password") if agent_id else None
         # Verify against a dummy hash when the name is unknown, so timing does not reveal which names exist.
-        ok = verify_password(password, stored or hash_password("not-a-password", b"0" * 16)) and stored is not None
+        ok = (
+            verify_password(password, stored or hash_password("not-a-password", b"0" * 16))
+            and stored is not None
+        )
         if not ok:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.incr(failures_key)
@@ -152,7 +191,8 @@ class AgentStore:
         """The agent a session or API token belongs to; raises AuthError for a wrong or expired one."""
         digest = token_hash(token)
         agent_id = await self.redis.get(self._k(f"session:{digest}")) or await self.redis.get(
-            self._k(f"apitoken:{digest}"))
+            self._k(f"apitoken:{digest}")
+        )
         agent = await self.get(agent_id) if agent_id else None
         if agent is None:
             raise AuthError("unknown or expired agent token; sign in again")
@@ -166,15 +206,20 @@ class AgentStore:
         if status not in PRESENCE:
             raise TriageError(f"presence must be one of {PRESENCE}")
         now = time.time()
-        await self.redis.hset(self._k(f"presence:{agent_id}"), mapping={"status": status, "since": now, "seen": now})
+        await self.redis.hset(
+            self._k(f"presence:{agent_id}"), mapping={"status": status, "since": now, "seen": now}
+        )
 
     async def heartbeat(self, agent_id: str) -> None:
         await self.redis.hset(self._k(f"presence:{agent_id}"), "seen", time.time())
 
     async def presence(self, agent_id: str) -> dict[str, Any]:
         raw = await self.redis.hgetall(self._k(f"presence:{agent_id}"))
-        return {"status": raw.get("status", "offline"), "since": float(raw.get("since", 0)),
-                "seen": float(raw.get("seen", 0))}
+        return {
+            "status": raw.get("status", "offline"),
+            "since": float(raw.get("since", 0)),
+            "seen": float(raw.get("seen", 0)),
+        }
 
     async def open_conversations(self, agent_id: str) -> set[str]:
         members: set[str] = await self.redis.smembers(self._k(f"agent:{agent_id}:open"))

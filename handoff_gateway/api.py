@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.app.deps import bearer
 from bot.app.schemas import ErrorOut
+from bot.errors import Forbidden
 from handoff_gateway.agents import Agent
 from handoff_gateway.context import context_card
-from bot.errors import Forbidden
 from handoff_gateway.desk import Desk
 from handoff_gateway.gateway import Gateway
 
@@ -66,7 +66,9 @@ AgentDep = Annotated[Agent, Depends(current_agent)]
 GatewayDep = Annotated[Gateway, Depends(gateway)]
 
 
-@router.post("/agents/login", response_model=LoginOut, responses={401: {"model": ErrorOut}, 429: {"model": ErrorOut}})
+@router.post(
+    "/agents/login", response_model=LoginOut, responses={401: {"model": ErrorOut}, 429: {"model": ErrorOut}}
+)
 async def login(body: LoginIn, request: Request, gw: GatewayDep) -> dict[str, Any]:
     """Sign in with name and password; failed attempts are rate-limited per name and address."""
     client = request.client.host if request.client else ""
@@ -114,7 +116,9 @@ async def decline(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dict
 
 
 @router.post("/conversations/{conversation_id}/agent_messages", responses=ERRORS)
-async def agent_message(conversation_id: str, body: TextIn, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
+async def agent_message(
+    conversation_id: str, body: TextIn, agent: AgentDep, gw: GatewayDep
+) -> dict[str, Any]:
     """Say something to the user; it reaches them on whichever channel they use."""
     event = await _desk(gw).say(agent, conversation_id, body.text, body.client_msg_id)
     return {"conversation_id": conversation_id, "seq": event["seq"]}
@@ -147,7 +151,9 @@ async def handback(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dic
 
 
 @router.get("/kb/search/canned", responses=ERRORS)
-async def canned(q: str, agent: AgentDep, request: Request, lang: Literal["zh", "en"] | None = None) -> dict[str, Any]:
+async def canned(
+    q: str, agent: AgentDep, request: Request, lang: Literal["zh", "en"] | None = None
+) -> dict[str, Any]:
     """Canned responses: knowledge-base articles for free text, with their steps ready to paste."""
     kb = request.app.state.services.kb
     result = kb.search(q[:500], lang=lang, top=5)

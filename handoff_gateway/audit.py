@@ -18,14 +18,25 @@ class Audit:
         self.key = f"{prefix}audit"
 
     async def record(self, action: str, conversation_id: str, actor: str, **detail: Any) -> None:
-        await self.redis.xadd(self.key, {"action": action, "conversation_id": conversation_id, "actor": actor,
-                                         "at": f"{time.time():.3f}", "detail": json.dumps(detail, ensure_ascii=False)},
-                              maxlen=AUDIT_MAX, approximate=True)
+        await self.redis.xadd(
+            self.key,
+            {
+                "action": action,
+                "conversation_id": conversation_id,
+                "actor": actor,
+                "at": f"{time.time():.3f}",
+                "detail": json.dumps(detail, ensure_ascii=False),
+            },
+            maxlen=AUDIT_MAX,
+            approximate=True,
+        )
 
     async def entries(self, conversation_id: str | None = None, count: int = 500) -> list[dict[str, Any]]:
         rows = await self.redis.xrevrange(self.key, count=count)
-        entries = [{**fields, "detail": json.loads(fields.get("detail") or "{}"), "id": entry_id}
-                   for entry_id, fields in rows]
+        entries = [
+            {**fields, "detail": json.loads(fields.get("detail") or "{}"), "id": entry_id}
+            for entry_id, fields in rows
+        ]
         if conversation_id:
             entries = [e for e in entries if e["conversation_id"] == conversation_id]
         return list(reversed(entries))

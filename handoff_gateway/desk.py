@@ -81,7 +81,8 @@ class Desk:
         group = json.loads(conv.get("handoff") or "{}").get("group", "zh")
         status, owner = await self._accept(
             keys=[self.store.key(cid), self.queue.key(group), self.open_key(agent.id), self.offers_key],
-            args=[agent.id, 0 if agent.supervisor else agent.capacity, int(time.time() * 1000), cid])
+            args=[agent.id, 0 if agent.supervisor else agent.capacity, int(time.time() * 1000), cid],
+        )
         if status == "missing":
             raise NotFound(f"no conversation {cid!r}")
         if status == "taken":
@@ -89,8 +90,15 @@ class Desk:
         if status == "full":
             raise AtCapacity(f"you already have {agent.capacity} open conversations (your capacity)")
         await self.audit.record("accepted", cid, agent.id)
-        await self.store.append(cid, {"type": "assigned", "role": "system", "agent": agent.id,
-                                      "agent_name": agent.display_name or agent.name})
+        await self.store.append(
+            cid,
+            {
+                "type": "assigned",
+                "role": "system",
+                "agent": agent.id,
+                "agent_name": agent.display_name or agent.name,
+            },
+        )
         await self.notify({"type": "queue_changed"})
         return await self._conversation(cid)
 
@@ -105,7 +113,9 @@ class Desk:
         await self.notify({"type": "queue_changed"})
 
     # -------------------------------------------------------------- talking
-    async def say(self, agent: Agent, cid: str, text: str, client_msg_id: str | None = None) -> dict[str, Any]:
+    async def say(
+        self, agent: Agent, cid: str, text: str, client_msg_id: str | None = None
+    ) -> dict[str, Any]:
         conv = await self._owned(agent, cid)
         if not text.strip():
             raise TriageError("the message is empty")
@@ -113,9 +123,17 @@ class Desk:
             stored = await self.store.claim(cid, f"agent:{client_msg_id}")
             if stored is not None:
                 return stored
-        event = await self.store.append(cid, {"type": "message", "role": "agent", "text": text, "agent": agent.id,
-                                              "agent_name": agent.display_name or agent.name,
-                                              "client_msg_id": client_msg_id})
+        event = await self.store.append(
+            cid,
+            {
+                "type": "message",
+                "role": "agent",
+                "text": text,
+                "agent": agent.id,
+                "agent_name": agent.display_name or agent.name,
+                "client_msg_id": client_msg_id,
+            },
+        )
         if not conv.get("first_response_at"):
             await self.store.update(cid, first_response_at=str(event["ts"]))
             await self._check_first_response(cid, conv, event["ts"])
@@ -140,9 +158,17 @@ class Desk:
     async def note(self, agent: Agent, cid: str, text: str) -> dict[str, Any]:
         """An internal note: in the transcript for agents, never sent to the user."""
         await self._owned(agent, cid)
-        return await self.store.append(cid, {"type": "note", "role": "agent", "visibility": "internal",
-                                             "text": mask_sensitive(text), "agent": agent.id,
-                                             "agent_name": agent.display_name or agent.name})
+        return await self.store.append(
+            cid,
+            {
+                "type": "note",
+                "role": "agent",
+                "visibility": "internal",
+                "text": mask_sensitive(text),
+                "agent": agent.id,
+                "agent_name": agent.display_name or agent.name,
+            },
+        )
 
     # ---------------------------------------------------------- ownership
     async def _release(self, cid: str, conv: dict[str, str]) -> None:
@@ -150,24 +176,37 @@ class Desk:
         if owner:
             await self.redis.srem(self.open_key(owner), cid)
 
-    async def transfer(self, agent: Agent, cid: str, note: str = "", to_agent: str | None = None,
-                       to_group: str | None = None) -> dict[str, Any]:
+    async def transfer(
+        self, agent: Agent, cid: str, note: str = "", to_agent: str | None = None, to_group: str | None = None
+    ) -> dict[str, Any]:
         """Back to the queue (a skill group), optionally offered first to a named agent, with a note."""
         conv = await self._owned(agent, cid)
         handoff = json.loads(conv.get("handoff") or "{}")
         group = to_group or handoff.get("group", "zh")
-        await self.store.transition(cid, Owner.QUEUED, owner="", handoff=json.dumps({**handoff, "group": group},
-                                                                                    ensure_ascii=False))
+        await self.store.transition(
+            cid, Owner.QUEUED, owner="", handoff=json.dumps({**handoff, "group": group}, ensure_ascii=False)
+        )
         await self._release(cid, conv)
         await self.redis.sadd(f"{self.prefix}conv:{cid}:skipped", agent.id)
         await self.queue.enqueue(cid, group, handoff.get("severity", "normal"), int(time.time() * 1000))
         if to_agent:
             await self.redis.hset(f"{self.prefix}conv:{cid}:prefer", "agent", to_agent)
         if note:
-            await self.store.append(cid, {"type": "note", "role": "agent", "visibility": "internal",
-                                          "text": mask_sensitive(note), "agent": agent.id, "transfer": True})
-        await self.store.append(cid, {"type": "message", "role": "system", "text": "正在为您转接其他客服，请稍候。",
-                                      "transfer": True})
+            await self.store.append(
+                cid,
+                {
+                    "type": "note",
+                    "role": "agent",
+                    "visibility": "internal",
+                    "text": mask_sensitive(note),
+                    "agent": agent.id,
+                    "transfer": True,
+                },
+            )
+        await self.store.append(
+            cid,
+            {"type": "message", "role": "system", "text": "正在为您转接其他客服，请稍候。", "transfer": True},
+        )
         await self.audit.record("transferred", cid, agent.id, to_agent=to_agent, to_group=group)
         await self.notify({"type": "queue_changed"})
         return {"conversation_id": cid, "state": "queued", "group": group}
@@ -191,7 +230,9 @@ class Desk:
 
     async def handback(self, agent: Agent, cid: str) -> dict[str, Any]:
         conv = await self._owned(agent, cid)
-        await self.store.transition(cid, Owner.BOT, owner="", pending="", last_answer_intent="", fallback_count="0")
+        await self.store.transition(
+            cid, Owner.BOT, owner="", pending="", last_answer_intent="", fallback_count="0"
+        )
         await self._release(cid, conv)
         group = json.loads(conv.get("handoff") or "{}").get("group", "zh")
         await self.queue.remove(cid, group)
@@ -210,10 +251,19 @@ class Desk:
                     continue
                 handoff = json.loads(conv.get("handoff") or "{}")
                 offer = await self.redis.hget(self.offers_key, cid)
-                items.append({"conversation_id": cid, "group": group, "position": position,
-                              "severity": handoff.get("severity", "normal"), "reason": handoff.get("reason"),
-                              "intent": handoff.get("intent"), "sla": handoff.get("sla"),
-                              "queued_at": int(conv.get("queued_at") or 0), "channel": conv.get("channel"),
-                              "escalated": bool(conv.get("escalated")),
-                              "offered_to": json.loads(offer)["agent"] if offer else None})
+                items.append(
+                    {
+                        "conversation_id": cid,
+                        "group": group,
+                        "position": position,
+                        "severity": handoff.get("severity", "normal"),
+                        "reason": handoff.get("reason"),
+                        "intent": handoff.get("intent"),
+                        "sla": handoff.get("sla"),
+                        "queued_at": int(conv.get("queued_at") or 0),
+                        "channel": conv.get("channel"),
+                        "escalated": bool(conv.get("escalated")),
+                        "offered_to": json.loads(offer)["agent"] if offer else None,
+                    }
+                )
         return items

@@ -101,9 +101,9 @@ class Dispatcher:
 
     async def anyone_on_duty(self, group: str) -> bool:
         for agent in await self.desk.agents.all():
-            if group in agent.skills and not agent.supervisor and self.rota.on_duty(agent.name):
-                if (await self.desk.agents.presence(agent.id))["status"] == "online":
-                    return True
+            eligible = group in agent.skills and not agent.supervisor and self.rota.on_duty(agent.name)
+            if eligible and (await self.desk.agents.presence(agent.id))["status"] == "online":
+                return True
         return False
 
     async def mark_away(self) -> None:
@@ -123,17 +123,33 @@ class Dispatcher:
             if not candidates:
                 continue
             preferred = await self.redis.hget(f"{self.prefix}conv:{cid}:prefer", "agent")
-            idle = {a.id: float(await self.redis.hget(f"{self.prefix}presence:{a.id}", "idle_since") or 0)
-                    for a, _ in candidates}
+            idle = {
+                a.id: float(await self.redis.hget(f"{self.prefix}presence:{a.id}", "idle_since") or 0)
+                for a, _ in candidates
+            }
             # Skill match is given; then fewest open chats, then longest idle.
-            candidates.sort(key=lambda item: (item[0].name != preferred and item[0].id != preferred, item[1],
-                                              idle[item[0].id]))
+            candidates.sort(
+                key=lambda item: (
+                    item[0].name != preferred and item[0].id != preferred,
+                    item[1],
+                    idle[item[0].id],
+                )
+            )
             agent = candidates[0][0]
             expires = time.time() + self.config.offer_timeout_s
-            await self.redis.hset(self.desk.offers_key, cid, json.dumps({"agent": agent.id, "expires": expires}))
+            await self.redis.hset(
+                self.desk.offers_key, cid, json.dumps({"agent": agent.id, "expires": expires})
+            )
             await self.desk.audit.record("offered", cid, "system", agent=agent.id)
-            await self.desk.notify({"type": "offer", "conversation_id": cid, "group": group,
-                                    "expires_in": self.config.offer_timeout_s}, agent.id)
+            await self.desk.notify(
+                {
+                    "type": "offer",
+                    "conversation_id": cid,
+                    "group": group,
+                    "expires_in": self.config.offer_timeout_s,
+                },
+                agent.id,
+            )
 
     async def expire_offers(self) -> None:
         now = time.time()
@@ -173,11 +189,19 @@ class Dispatcher:
         score = float(await self.redis.zscore(self.desk.queue.key(group), cid) or 0)
         await self.redis.zadd(self.desk.queue.key(group), {cid: -1e13 + score % 1e13})
         await self.desk.audit.record("escalated", cid, "system", remaining_seconds=round(remaining))
-        alert = {"type": "alert", "conversation_id": cid, "group": group, "remaining_seconds": round(remaining),
-                 "severity": json.loads(conv.get("handoff") or "{}").get("severity")}
+        alert = {
+            "type": "alert",
+            "conversation_id": cid,
+            "group": group,
+            "remaining_seconds": round(remaining),
+            "severity": json.loads(conv.get("handoff") or "{}").get("severity"),
+        }
         await self.desk.notify(alert)
-        await send_alert(self.config.alert_webhook, "SLA 即将超时 / SLA about to be breached",
-                         f"conversation `{cid}` ({group}) has {max(0, round(remaining))} s left for a first response")
+        await send_alert(
+            self.config.alert_webhook,
+            "SLA 即将超时 / SLA about to be breached",
+            f"conversation `{cid}` ({group}) has {max(0, round(remaining))} s left for a first response",
+        )
 
     # ------------------------------------------------------------ positions
     async def eta_per_position(self) -> float:
@@ -192,5 +216,12 @@ class Dispatcher:
             if previous != str(position):
                 await self.desk.store.update(cid, position=str(position))
                 if previous is not None:
-                    await self.desk.store.append(cid, {"type": "queue", "role": "system", "position": position,
-                                                       "eta_seconds": int(position * per)})
+                    await self.desk.store.append(
+                        cid,
+                        {
+                            "type": "queue",
+                            "role": "system",
+                            "position": position,
+                            "eta_seconds": int(position * per),
+                        },
+                    )

@@ -19,15 +19,24 @@ from handoff_gateway.rota import Rota
 
 
 class Gateway:
-    def __init__(self, settings: Settings, store: ConversationStore, queue: HandoffQueue, tickets: TicketStore) -> None:
+    def __init__(
+        self, settings: Settings, store: ConversationStore, queue: HandoffQueue, tickets: TicketStore
+    ) -> None:
         redis = store.redis
         self.agents = AgentStore(redis, settings.redis_prefix, settings.agent_session_hours)
         self.desk = Desk(store, queue, self.agents, Audit(redis, settings.redis_prefix))
         self.tickets = tickets
         self.rota = Rota.from_file(settings.rota_file, settings.timezone)
-        self.dispatcher = Dispatcher(self.desk, self.rota, DispatchConfig(
-            offer_timeout_s=settings.offer_timeout_seconds, presence_grace_s=settings.presence_grace_seconds,
-            average_handle_seconds=settings.average_handle_seconds, alert_webhook=settings.alert_webhook))
+        self.dispatcher = Dispatcher(
+            self.desk,
+            self.rota,
+            DispatchConfig(
+                offer_timeout_s=settings.offer_timeout_seconds,
+                presence_grace_s=settings.presence_grace_seconds,
+                average_handle_seconds=settings.average_handle_seconds,
+                alert_webhook=settings.alert_webhook,
+            ),
+        )
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -61,10 +70,21 @@ class Gateway:
         agents = []
         for agent in await self.agents.all():
             presence = await self.agents.presence(agent.id)
-            agents.append({**agent.public(), "presence": presence["status"], "on_duty": self.rota.on_duty(agent.name),
-                           "open": sorted(await self.agents.open_conversations(agent.id))})
+            agents.append(
+                {
+                    **agent.public(),
+                    "presence": presence["status"],
+                    "on_duty": self.rota.on_duty(agent.name),
+                    "open": sorted(await self.agents.open_conversations(agent.id)),
+                }
+            )
         breaches = await self.desk.redis.zrange(f"{self.desk.prefix}breaches", -100, -1, withscores=True)
-        return {"queues": {g: [i for i in await self.desk.queue_snapshot((g,))] for g in GROUPS}, "agents": agents,
-                "breaches": [{"conversation_id": k.rsplit(":", 1)[0], "kind": k.rsplit(":", 1)[1], "at": at}
-                             for k, at in breaches],
-                "audit": await self.desk.audit.entries(count=50)}
+        return {
+            "queues": {g: [i for i in await self.desk.queue_snapshot((g,))] for g in GROUPS},
+            "agents": agents,
+            "breaches": [
+                {"conversation_id": k.rsplit(":", 1)[0], "kind": k.rsplit(":", 1)[1], "at": at}
+                for k, at in breaches
+            ],
+            "audit": await self.desk.audit.entries(count=50),
+        }

@@ -56,14 +56,21 @@ class Rota:
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             shifts = []
-            for i, item in enumerate(raw.get("shifts", []), 1):
+            for item in raw.get("shifts", []):
                 days = [DAYS.index(str(d).lower()[:3]) for d in item.get("days", DAYS)]
-                shifts.append(Shift(frozenset(map(str, item["agents"])), frozenset(days),
-                                    dt.time.fromisoformat(str(item.get("start", "00:00"))),
-                                    dt.time.fromisoformat(str(item.get("end", "23:59")))))
+                shifts.append(
+                    Shift(
+                        frozenset(map(str, item["agents"])),
+                        frozenset(days),
+                        dt.time.fromisoformat(str(item.get("start", "00:00"))),
+                        dt.time.fromisoformat(str(item.get("end", "23:59"))),
+                    )
+                )
         except (yaml.YAMLError, KeyError, ValueError, TypeError) as exc:
-            raise ConfigError(f"{path}: shift {locals().get('i', '?')}: {exc}. Each shift needs agents, days, "
-                              "start and end (HH:MM)") from exc
+            raise ConfigError(
+                f"{path}: shift {locals().get('i', '?')}: {exc}. Each shift needs agents, days, "
+                "start and end (HH:MM)"
+            ) from exc
         return cls(shifts, timezone)
 
     def on_duty(self, agent_name: str, now: dt.datetime | None = None) -> bool:

@@ -78,8 +78,14 @@ class AgentConnection:
     async def _summary(self, cid: str) -> dict[str, Any]:
         conv = await self.gw.desk.store.get(cid) or {}
         handoff = json.loads(conv.get("handoff") or "{}")
-        return {"severity": handoff.get("severity"), "reason": handoff.get("reason"), "intent": handoff.get("intent"),
-                "sla": handoff.get("sla"), "language": conv.get("language"), "channel": conv.get("channel")}
+        return {
+            "severity": handoff.get("severity"),
+            "reason": handoff.get("reason"),
+            "intent": handoff.get("intent"),
+            "sla": handoff.get("sla"),
+            "language": conv.get("language"),
+            "channel": conv.get("channel"),
+        }
 
     async def conversation_events(self) -> None:
         """Every event of the conversations this agent owns, in order, once (XREAD over their streams)."""
@@ -135,8 +141,10 @@ class AgentConnection:
         elif frame.type == "typing":
             await desk.redis.publish(f"{desk.prefix}conv:{cid}:typing", json.dumps({"role": "agent"}))
         elif frame.type == "transfer":
-            await self.send("transfer", **await desk.transfer(agent, cid, frame.note or "", frame.to_agent,
-                                                              frame.to_group))
+            await self.send(
+                "transfer",
+                **await desk.transfer(agent, cid, frame.note or "", frame.to_agent, frame.to_group),
+            )
             self.gw.dispatcher.wake()
         elif frame.type == "resolve":
             await self.send("resolve", **await desk.resolve(agent, cid))
@@ -159,8 +167,14 @@ class AgentConnection:
                 raise
             except Exception as exc:
                 status, _, retryable = classify(exc)
-                await self.send("error", code=str(status), message=describe(exc), request=frame.type,
-                                conversation_id=frame.conversation_id, retryable=retryable)
+                await self.send(
+                    "error",
+                    code=str(status),
+                    message=describe(exc),
+                    request=frame.type,
+                    conversation_id=frame.conversation_id,
+                    retryable=retryable,
+                )
 
 
 @router.websocket("/ws/agent")
@@ -184,8 +198,10 @@ async def agent_socket(ws: WebSocket) -> None:
     await gw.set_presence(agent, "online")
     await connection.send("hello", agent=agent.public())
     await connection.send_queue()
-    tasks = [asyncio.create_task(coro) for coro in
-             (connection.desk_events(), connection.conversation_events(), connection.heartbeats())]
+    tasks = [
+        asyncio.create_task(coro)
+        for coro in (connection.desk_events(), connection.conversation_events(), connection.heartbeats())
+    ]
     try:
         await connection.read()
     except WebSocketDisconnect:

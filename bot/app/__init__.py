@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+import handoff_gateway
 from bot.app import errors
 from bot.app.routes_chat import router as chat_router
 from bot.app.routes_ops import router as ops_router
@@ -26,7 +27,6 @@ from bot.store.connection import connect
 from bot.store.conversations import ConversationStore
 from bot.store.queue import HandoffQueue
 from bot.store.tickets import TicketStore
-import handoff_gateway
 from handoff_gateway.api import router as agents_router
 from handoff_gateway.gateway import Gateway
 from handoff_gateway.ws_agent import router as ws_agent_router

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from bot.cli import data_cmd, kb_cmd, nlu_cmd, serve_cmd
+from bot.cli import agents_cmd, data_cmd, kb_cmd, nlu_cmd, serve_cmd
 
 app = typer.Typer(
     help="triagebot: bilingual support chatbot — NLU, knowledge base and handoff.",
@@ -18,6 +18,7 @@ nlu_cmd.register(app)
 app.command()(serve_cmd.serve)
 app.add_typer(data_cmd.app, name="data", help="Convert datasets into Rasa YAML.")
 app.add_typer(kb_cmd.app, name="kb", help="Knowledge base: index, search, evaluate.")
+app.add_typer(agents_cmd.app, name="agents", help="Agent and supervisor accounts.")
 
 
 def main() -> None:
