@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 import websockets
 
-from benchmarks.common import ROOT, percentiles, write_result
-from tests.redis_server import RedisServer, free_port
+from benchmarks.common import percentiles, write_result
+from benchmarks.servers import app_servers
 
 MESSAGES = [
     "发票查验失败，提示查验结果不一致",
@@ -103,42 +99,10 @@ async def run(base: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="triage-bench-"))
-    redis = RedisServer(folder / "redis").start()
-    port = free_port()
-    env = {
-        **os.environ,
-        "TRIAGE_REDIS_URL": redis.url,
-        "TRIAGE_VAR_DIR": str(folder / "var"),
-        "TRIAGE_LOG_LEVEL": "warning",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bot.app.main:app", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the server did not become ready")
-            time.sleep(0.3)
-        print(f"  benchmarking {base} (one uvicorn process, Redis {redis.url})", file=sys.stderr, flush=True)
-        result = asyncio.run(run(base))
-        write_result("chat", {"server": "1 uvicorn process", "redis": "redis-server on loopback", **result})
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        redis.stop()
+    with app_servers(1, {"TRIAGE_ON_DUTY": "true"}) as cluster:
+        print(f"  benchmarking {cluster.urls[0]} (one uvicorn process)", file=sys.stderr, flush=True)
+        result = asyncio.run(run(cluster.urls[0]))
+    write_result("chat", {"server": "1 uvicorn process", "redis": "redis-server on loopback", **result})
 
 
 if __name__ == "__main__":

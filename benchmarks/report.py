@@ -191,6 +191,34 @@ def chat_section() -> list[str]:
     ]
 
 
+def gateway_section() -> list[str]:
+    gw = _load("gateway")
+    if not gw:
+        return []
+    offer, relay, race = gw["offer"], gw["relay"], gw["race"]
+    return [
+        "## Handoff gateway",
+        "",
+        f"Measured on: {_machine(gw)}. Two uvicorn processes on one redis-server; "
+        "clients on the same machine.",
+        "",
+        "| what | samples | p50 ms | p99 ms |",
+        "|---|---|---|---|",
+        f"| handoff → offer on the agent's websocket | {offer['rounds']} | {offer['handoff_to_offer_ms']['p50']} | "
+        f"{offer['handoff_to_offer_ms']['p99']} |",
+        f"| relay user → agent (user on process A, agent on B) | {relay['messages_each_way']} | "
+        f"{relay['user_to_agent_ms']['p50']} | {relay['user_to_agent_ms']['p99']} |",
+        f"| relay agent → user | {relay['messages_each_way']} | {relay['agent_to_user_ms']['p50']} | "
+        f"{relay['agent_to_user_ms']['p99']} |",
+        "",
+        f"Accept race: {race['agents']} agents accepting the same conversation at once, {race['rounds']:,} rounds: "
+        f"winners per round {race['winners_per_round']} — "
+        f"{'exactly one winner every round' if race['exactly_one_winner_every_round'] else '**not** always one winner'} "
+        f"({race['seconds']} s). User → agent includes the NLU parse of the user's message.",
+        "",
+    ]
+
+
 def targets_section() -> list[str]:
     """Every target the issues set, the measured figure, and whether it is met — computed, not asserted."""
     rows: list[tuple[str, str, str, bool]] = []
@@ -241,6 +269,17 @@ def targets_section() -> list[str]:
                         r["search_ms"]["p99"] <= 10,
                     )
                 )
+    gateway = _load("gateway")
+    if gateway:
+        race = gateway["race"]
+        rows.append(
+            (
+                "accept race: exactly one winner",
+                f"{race['rounds']:,} rounds",
+                str(race["winners_per_round"]),
+                race["exactly_one_winner_every_round"],
+            )
+        )
     if not rows:
         return []
     out = ["## Targets", "", "| target | goal | measured | met |", "|---|---|---|---|"]
@@ -258,7 +297,7 @@ def main() -> None:
         "do not edit by hand. Figures are medians and 99th percentiles unless stated.",
         "",
     ]
-    lines += targets_section() + nlu_section() + kb_section() + chat_section()
+    lines += targets_section() + nlu_section() + kb_section() + chat_section() + gateway_section()
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {DOC.relative_to(ROOT)}")

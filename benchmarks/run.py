@@ -16,6 +16,7 @@ STEPS = [
     ("KB: evaluation queries", ["benchmarks.kb", "eval"]),
     ("KB: index scale, 10k and 100k articles", ["benchmarks.kb", "scale"]),
     ("Chat: websocket reply latency and 200 concurrent users", ["benchmarks.chat"]),
+    ("Gateway: handoff to offer, relay across two processes, accept race", ["benchmarks.gateway"]),
 ]
 
 

@@ -49,6 +49,27 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    async def listen(self) -> None:
+        """Wake on desk changes published by any process: the process holding the lock may not be the one
+        that queued the conversation. Redis trouble: wait and subscribe again (the interval still runs)."""
+        while not self._stopped:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(f"{self.prefix}desk")
+                while not self._stopped:
+                    if await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0) is not None:
+                        self.wake()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._stopped:
+                    break
+                logger.warning("dispatcher wake-up subscription lost (%r); retrying", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
     def stop(self) -> None:
         self._stopped = True
         self._wake.set()

@@ -37,20 +37,22 @@ class Gateway:
                 alert_webhook=settings.alert_webhook,
             ),
         )
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+        self._tasks = [
+            asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
+            asyncio.create_task(self.dispatcher.listen(), name="dispatcher-wake"),
+        ]
 
     async def stop(self) -> None:
-        if self._task:
-            self.dispatcher.stop()
-            try:
-                await asyncio.wait_for(self._task, 5)
-            except (TimeoutError, asyncio.CancelledError):
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._task
+        self.dispatcher.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            # A cancellation inside a Redis call can surface as a connection error: shutdown goes on regardless.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def on_queued(self, conversation_id: str) -> None:
         """The engine queued a conversation: wake this process's dispatcher and every console."""

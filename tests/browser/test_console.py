@@ -18,7 +18,9 @@ from tests.browser.conftest import LiveServer, start_server
 
 
 @pytest.fixture(scope="module")
-def desk_server(tmp_path_factory: pytest.TempPathFactory, redis_url: str, model_dir: Path) -> Iterator[LiveServer]:
+def desk_server(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str, model_dir: Path
+) -> Iterator[LiveServer]:
     """Presence decides who is on duty, as in production."""
     yield from start_server(tmp_path_factory, redis_url, model_dir, {})
 
@@ -26,13 +28,16 @@ def desk_server(tmp_path_factory: pytest.TempPathFactory, redis_url: str, model_
 async def _add_agent(server: LiveServer, name: str) -> None:
     client = aredis.Redis.from_url(server.redis_url, decode_responses=True)
     try:
-        await AgentStore(client, server.prefix).add(name, "password-123", "agent", ("zh", "en"), 3, "客服小王")
+        await AgentStore(client, server.prefix).add(
+            name, "password-123", "agent", ("zh", "en"), 3, "客服小王"
+        )
     finally:
         await client.aclose()
 
 
-def test_urgent_message_accepted_answered_resolved_and_rated(browser: Any, desk_server: LiveServer,
-                                                            tmp_path: Path) -> None:
+def test_urgent_message_accepted_answered_resolved_and_rated(
+    browser: Any, desk_server: LiveServer, tmp_path: Path
+) -> None:
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, _add_agent(desk_server, "wang")).result()
     agent_ctx, user_ctx = browser.new_context(locale="zh-CN"), browser.new_context(locale="zh-CN")

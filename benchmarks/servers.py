@@ -1,0 +1,82 @@
+"""Real servers for the end-to-end benchmarks: a redis-server and N uvicorn app processes sharing it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from benchmarks.common import ROOT
+from tests.redis_server import RedisServer, free_port
+
+
+@dataclass
+class Cluster:
+    urls: list[str]
+    redis_url: str
+    prefix: str
+
+
+@contextlib.contextmanager
+def app_servers(count: int = 1, env: dict[str, str] | None = None) -> Iterator[Cluster]:
+    folder = Path(tempfile.mkdtemp(prefix="triage-bench-"))
+    redis = RedisServer(folder / "redis").start()
+    prefix = "bench:"
+    processes, urls = [], []
+    try:
+        for i in range(count):
+            port = free_port()
+            full_env = {
+                **os.environ,
+                "TRIAGE_REDIS_URL": redis.url,
+                "TRIAGE_REDIS_PREFIX": prefix,
+                "TRIAGE_VAR_DIR": str(folder / f"var{i}"),
+                "TRIAGE_LOG_LEVEL": "warning",
+                **(env or {}),
+            }
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "bot.app.main:app",
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        "warning",
+                    ],
+                    cwd=ROOT,
+                    env=full_env,
+                )
+            )
+            urls.append(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 120
+        for url, process in zip(urls, processes, strict=True):
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{url} did not become ready")
+                time.sleep(0.3)
+        yield Cluster(urls, redis.url, prefix)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        redis.stop()
