@@ -52,6 +52,7 @@ class Services:
     # From the handoff gateway: is an agent of this group on duty now, and a hook to wake the dispatcher.
     duty: Callable[[str], Awaitable[bool]] | None = None
     on_queued: Callable[[str], Awaitable[None]] | None = None
+    on_ticket: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # nobody on duty: page on-call
 
 
 class Engine:
@@ -325,7 +326,7 @@ class Engine:
         else:
             on_duty = await s.duty(group) if s.duty else False
         if on_duty:
-            position = await s.queue.enqueue(cid, group, severity, started)
+            position = await s.queue.enqueue(cid, group, severity, started, int(conv.get("vip") or 0))
             await s.store.update(cid, position=str(position))
             if s.on_queued:
                 await s.on_queued(cid)
@@ -345,6 +346,8 @@ class Engine:
             )
             ticket_id = ticket["ticket_id"]
             handoff["ticket_id"] = ticket_id
+            if s.on_ticket:
+                await s.on_ticket(ticket)
             text = replies.say(
                 "handoff_ticket",
                 script,

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bot.store.queue import SEVERITY_SPAN
 from handoff_gateway.agents import Agent
 from handoff_gateway.alerts import send_alert
 from handoff_gateway.desk import Desk
@@ -208,7 +209,7 @@ class Dispatcher:
         await self.desk.store.update(cid, escalated=str(int(time.time() * 1000)))
         # Priority rises: ahead of everything not escalated, keeping the order among escalated ones.
         score = float(await self.redis.zscore(self.desk.queue.key(group), cid) or 0)
-        await self.redis.zadd(self.desk.queue.key(group), {cid: -1e13 + score % 1e13})
+        await self.redis.zadd(self.desk.queue.key(group), {cid: -SEVERITY_SPAN + score % SEVERITY_SPAN})
         await self.desk.audit.record("escalated", cid, "system", remaining_seconds=round(remaining))
         alert = {
             "type": "alert",

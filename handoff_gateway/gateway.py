@@ -12,6 +12,7 @@ from bot.store.conversations import ConversationStore
 from bot.store.queue import HandoffQueue
 from bot.store.tickets import TicketStore
 from handoff_gateway.agents import Agent, AgentStore
+from handoff_gateway.alerts import send_alert
 from handoff_gateway.audit import Audit
 from handoff_gateway.desk import Desk
 from handoff_gateway.dispatcher import GROUPS, DispatchConfig, Dispatcher
@@ -59,6 +60,18 @@ class Gateway:
         self.dispatcher.wake()
         await self.desk.audit.record("queued", conversation_id, "bot")
         await self.desk.notify({"type": "queue_changed"})
+
+    async def on_ticket(self, ticket: dict[str, Any]) -> None:
+        """Nobody was on duty: the ticket is open and the on-call alert fires."""
+        await self.desk.audit.record(
+            "ticket_opened", ticket["conversation_id"], "bot", ticket_id=ticket["ticket_id"]
+        )
+        await send_alert(
+            self.dispatcher.config.alert_webhook,
+            f"新工单 {ticket['ticket_id']}（无人值班）",
+            f"severity {ticket['severity']}, reason {ticket['reason']}, first response due "
+            f"{ticket['sla']['first_response_due']}\n> {ticket['summary'][:120]}",
+        )
 
     async def set_presence(self, agent: Agent, status: str) -> None:
         await self.agents.set_presence(agent.id, status)

@@ -58,12 +58,18 @@ class AgentConnection:
         prefix = self.gw.desk.prefix
         pubsub = self.gw.desk.redis.pubsub()
         await pubsub.subscribe(f"{prefix}desk", f"{prefix}desk:agent:{self.agent.id}")
+        await pubsub.psubscribe(f"{prefix}conv:*:typing")
         try:
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is None:
                     continue
                 event = json.loads(message["data"])
+                if message["type"] == "pmessage":  # the user is typing in one of this agent's conversations
+                    cid = message["channel"].removeprefix(f"{prefix}conv:").removesuffix(":typing")
+                    if event.get("role") == "user" and cid in self.seen:
+                        await self.send("typing", conversation_id=cid, role="user", ephemeral=True)
+                    continue
                 if event["type"] in ("queue_changed", "presence"):
                     await self.send_queue()
                 elif event["type"] == "offer":

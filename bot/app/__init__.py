@@ -75,6 +75,7 @@ def create_app(
         )
         gateway = Gateway(settings, services.store, services.queue, services.tickets)
         services.duty, services.on_queued = gateway.dispatcher.anyone_on_duty, gateway.on_queued
+        services.on_ticket = gateway.on_ticket
         app.state.settings = settings
         app.state.services = services
         app.state.engine = Engine(services)

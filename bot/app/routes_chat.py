@@ -38,7 +38,9 @@ async def create_conversation(
     """Start a conversation. The token is shown once; only its hash is stored."""
     body = body or CreateConversationIn()
     token = secrets.token_urlsafe(32)
-    record = await svc.store.create(body.channel, body.user, token_hash=token_hash(token), tenant=body.tenant)
+    record = await svc.store.create(
+        body.channel, body.user, token_hash=token_hash(token), tenant=body.tenant, vip=str(body.vip)
+    )
     return CreateConversationOut(conversation_id=record["conversation_id"], token=token)
 
 

@@ -56,6 +56,9 @@ class CreateConversationIn(BaseModel):
     channel: str = Field("web", max_length=32)
     user: str = Field("", max_length=128, description="The end user's id in the client's own system")
     tenant: str = Field("", max_length=128)
+    vip: int = Field(
+        0, ge=0, le=9, description="Customer VIP tier (0 none … 9 highest): queued ahead within a severity"
+    )
 
 
 class CreateConversationOut(BaseModel):

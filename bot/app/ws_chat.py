@@ -102,15 +102,34 @@ async def chat(ws: WebSocket) -> None:
             "seq": int(conversation.get("seq", 0)),
         },
     )
-    writer = asyncio.create_task(_stream(ws, svc, cid, hello.last_seq))
+    tasks = [
+        asyncio.create_task(_stream(ws, svc, cid, hello.last_seq)),
+        asyncio.create_task(_typing(ws, svc, cid)),
+    ]
     try:
         await _read(ws, svc, eng, cid, conversation)
     except WebSocketDisconnect:
         pass
     finally:
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def _typing(ws: WebSocket, svc: Services, cid: str) -> None:
+    """The agent is typing: an ephemeral frame (not stored, so it has no seq of its own)."""
+    pubsub = svc.store.redis.pubsub()
+    await pubsub.subscribe(f"{svc.store.prefix}conv:{cid}:typing")
+    try:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message and json.loads(message["data"]).get("role") == "agent":
+                await _send(ws, {"type": "typing", "role": "agent", "ephemeral": True})
+    finally:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()
 
 
 async def _stream(ws: WebSocket, svc: Services, cid: str, last_seq: int) -> None:

@@ -1,4 +1,4 @@
-"""The handoff queue: one sorted set per skill group, ordered by severity then waiting time.
+"""The handoff queue: one sorted set per skill group, ordered by severity, then VIP tier, then waiting time.
 
 Position and expected wait come from the rank and the configured average handling time; the handoff
 gateway (next issue) adds offers, acceptance and presence on top of the same keys.
@@ -11,11 +11,15 @@ from typing import Any
 import redis.asyncio as aredis
 
 SEVERITY_RANK = {"urgent": 0, "important": 1, "normal": 2}
-_TIME_SPAN = 10**13  # milliseconds; a severity tier always sorts before the next one
+MAX_VIP = 9
+TIME_SPAN = 10**13  # enqueue times in ms stay below this until the year 2286
+SEVERITY_SPAN = TIME_SPAN * (MAX_VIP + 1)  # a severity tier always sorts before the next one
 
 
-def queue_score(severity: str, enqueued_ms: int) -> float:
-    return SEVERITY_RANK.get(severity, 2) * _TIME_SPAN + enqueued_ms
+def queue_score(severity: str, enqueued_ms: int, vip: int = 0) -> float:
+    """Lower sorts first: severity band, then VIP band (tier 9 first), then the time the wait started."""
+    tier = max(0, min(MAX_VIP, vip))
+    return SEVERITY_RANK.get(severity, 2) * SEVERITY_SPAN + (MAX_VIP - tier) * TIME_SPAN + enqueued_ms
 
 
 class HandoffQueue:
@@ -26,9 +30,12 @@ class HandoffQueue:
     def key(self, group: str) -> str:
         return f"{self.prefix}queue:{group}"
 
-    async def enqueue(self, conversation_id: str, group: str, severity: str, enqueued_ms: int) -> int:
+    async def enqueue(
+        self, conversation_id: str, group: str, severity: str, enqueued_ms: int, vip: int = 0
+    ) -> int:
         """Add (idempotently: the first enqueue time is kept); returns the 1-based position."""
-        await self.redis.zadd(self.key(group), {conversation_id: queue_score(severity, enqueued_ms)}, nx=True)
+        score = queue_score(severity, enqueued_ms, vip)
+        await self.redis.zadd(self.key(group), {conversation_id: score}, nx=True)
         return await self.position(conversation_id, group) or 1
 
     async def position(self, conversation_id: str, group: str) -> int | None:

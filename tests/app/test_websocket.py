@@ -138,3 +138,19 @@ def test_bad_frames_get_an_error_and_the_connection_stays(
         ws.send_text(json.dumps({"type": "message", "text": "你好", "client_msg_id": "after"}))
         assert receive_until(ws, lambda f: f.get("role") == "bot")[-1]["text"]
     assert chat.events()[0]["client_msg_id"] == "after"  # the oversized message was not stored
+
+
+def test_agent_typing_reaches_the_user(client: TestClient, chat: Chat) -> None:
+    store = client.app.state.services.store  # type: ignore[attr-defined]
+    with client.websocket_connect("/ws/chat") as ws:
+        hello(ws, chat)
+        for _ in range(20):  # the subscription starts right after hello; publish until it is listening
+            client.portal.call(
+                store.redis.publish, f"{store.prefix}conv:{chat.id}:typing", json.dumps({"role": "agent"})
+            )  # type: ignore[union-attr]
+            frame = ws.receive_json()
+            if frame["type"] == "typing":
+                break
+        else:
+            pytest.fail("no typing frame")
+    assert frame == {"type": "typing", "role": "agent", "ephemeral": True}

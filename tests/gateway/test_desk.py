@@ -206,3 +206,31 @@ def test_sla_escalation_alerts_and_breach(desk: TestClient, make_agent: Any) -> 
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_nobody_on_duty_pages_on_call_and_vip_goes_first(desk: TestClient) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Hook.received.clear()
+    try:
+        gw = desk.app.state.gateway  # type: ignore[attr-defined]
+        gw.dispatcher.config.alert_webhook = (
+            f"http://127.0.0.1:{server.server_port}/cgi-bin/webhook/send?key=k"
+        )
+        user = Chat(desk)
+        user.say("转人工")
+        assert user.last["ticket_id"]
+        wait_for(lambda: _Hook.received)
+        assert user.last["ticket_id"] in _Hook.received[0]["markdown"]["content"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    desk.app.state.settings.on_duty = True  # type: ignore[attr-defined]
+    plain = Chat(desk)
+    plain.say("转人工")
+    created = desk.post("/api/v1/conversations", json={"vip": 5}).json()
+    vip = Chat.__new__(Chat)
+    vip.client, vip.id, vip.token, vip.last = desk, created["conversation_id"], created["token"], {}
+    vip.say("转人工")
+    assert vip.last["handoff"]["position"] == 1  # a VIP waits ahead of an earlier normal customer
+    assert desk.post("/api/v1/conversations", json={"vip": 10}).status_code == 422
