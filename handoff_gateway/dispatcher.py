@@ -25,6 +25,26 @@ from handoff_gateway.rota import Rota
 
 logger = logging.getLogger(__name__)
 GROUPS = ("zh", "en")
+# The product area of a handed-off intent: agents with that area among their skills are offered it first.
+INTENT_AREA = {
+    "invoice_verification_failed": "invoice",
+    "invoice_recognition_failed": "invoice",
+    "invoice_upload_failed": "invoice",
+    "invoice_duplicate": "invoice",
+    "invoice_title_mismatch": "invoice",
+    "invoice_archive": "invoice",
+    "login_failed": "account",
+    "password_reset": "account",
+    "account_permission": "account",
+    "reimbursement_submit_failed": "expense",
+    "approval_flow_issue": "approval",
+    "payment_status": "payment",
+    "export_failed": "export",
+    "api_integration": "integration",
+    "data_missing": "platform",
+    "system_outage": "platform",
+    "policy_question": "policy",
+}
 
 
 @dataclass
@@ -145,14 +165,17 @@ class Dispatcher:
             if not candidates:
                 continue
             preferred = await self.redis.hget(f"{self.prefix}conv:{cid}:prefer", "agent")
+            conv = await self.desk.store.get(cid) or {}
+            area = INTENT_AREA.get(json.loads(conv.get("handoff") or "{}").get("intent") or "")
             idle = {
                 a.id: float(await self.redis.hget(f"{self.prefix}presence:{a.id}", "idle_since") or 0)
                 for a, _ in candidates
             }
-            # Skill match is given; then fewest open chats, then longest idle.
+            # A transfer's named agent first; then product-area skill, fewest open chats, longest idle.
             candidates.sort(
                 key=lambda item: (
                     item[0].name != preferred and item[0].id != preferred,
+                    area is not None and area not in item[0].skills,
                     item[1],
                     idle[item[0].id],
                 )

@@ -39,6 +39,8 @@ class HandoffOut(BaseModel):
     eta_seconds: int | None = Field(description="Expected wait for an agent")
     sla: SLAOut
     ticket_id: str | None = None
+    intent: str | None = Field(None, description="The intent the bot had understood")
+    group: str | None = Field(None, description="The skill group (language) whose queue it joined")
 
 
 class ParseSummary(BaseModel):

@@ -7,8 +7,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.artifact import replace_directory
 from bot.errors import ModelNotFoundError
 from bot.kb.analyzer import Analyzer
 from bot.kb.articles import Article, load_articles
@@ -125,26 +124,13 @@ class KBIndex:
 
     def save(self, directory: Path) -> None:
         """Write next to ``directory`` and swap it in, so a reader never sees half an index."""
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-        self.bm25.save(tmp / "bm25")
-        (tmp / "articles.json").write_text(
-            json.dumps([a.to_dict() for a in self.articles], ensure_ascii=False), encoding="utf-8"
-        )
-        (tmp / META_FILE).write_text(
-            json.dumps(
-                {**self.meta, "config": self.config.model_dump(), "synonyms": dict(self.analyzer.synonyms)},
-                ensure_ascii=False,
-                indent=2,
-            ),
-            encoding="utf-8",
-        )
-        old = directory.with_name(f".{directory.name}-old")
-        if directory.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            directory.rename(old)
-        tmp.rename(directory)
-        shutil.rmtree(old, ignore_errors=True)
+        with replace_directory(directory) as tmp:
+            self.bm25.save(tmp / "bm25")
+            (tmp / "articles.json").write_text(
+                json.dumps([a.to_dict() for a in self.articles], ensure_ascii=False), encoding="utf-8"
+            )
+            meta = {**self.meta, "config": self.config.model_dump(), "synonyms": dict(self.analyzer.synonyms)}
+            (tmp / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path) -> KBIndex:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import bot
+from bot.artifact import replace_directory
 from bot.errors import ConfigError, InputError, ModelNotFoundError
 from bot.nlu import registry
 from bot.nlu.config import CONFIG_FILE, PipelineConfig, fingerprint
@@ -78,20 +77,13 @@ class NLUPipeline:
     # -------------------------------------------------------------- persistence
     def save(self, directory: Path) -> None:
         """Write the model next to ``directory`` and swap it in, so readers never see half a model."""
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-        for i, ((name, _), component) in enumerate(zip(self.config.steps, self.components, strict=True)):
-            component.persist(tmp / f"{i:02d}_{name}")
-        (tmp / META_FILE).write_text(
-            json.dumps({**self.meta, "pipeline": self.config.as_list()}, ensure_ascii=False, indent=2),
-            encoding="utf-8",
-        )
-        old = directory.with_name(f".{directory.name}-old")
-        if directory.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            directory.rename(old)
-        tmp.rename(directory)
-        shutil.rmtree(old, ignore_errors=True)
+        with replace_directory(directory) as tmp:
+            for i, ((name, _), component) in enumerate(zip(self.config.steps, self.components, strict=True)):
+                component.persist(tmp / f"{i:02d}_{name}")
+            (tmp / META_FILE).write_text(
+                json.dumps({**self.meta, "pipeline": self.config.as_list()}, ensure_ascii=False, indent=2),
+                encoding="utf-8",
+            )
 
     @classmethod
     def load(

@@ -234,3 +234,14 @@ def test_nobody_on_duty_pages_on_call_and_vip_goes_first(desk: TestClient) -> No
     vip.say("转人工")
     assert vip.last["handoff"]["position"] == 1  # a VIP waits ahead of an earlier normal customer
     assert desk.post("/api/v1/conversations", json={"vip": 10}).status_code == 422
+
+
+def test_offers_prefer_the_product_area_skill(desk: TestClient, make_agent: Any) -> None:
+    generalist: Agent = make_agent("generalist")
+    invoicer: Agent = make_agent("invoicer", skills=("zh", "en", "invoice"))
+    generalist.online()
+    invoicer.online()
+    user = Chat(desk)
+    user.say("今天月底结账，发票查验一直失败，提示查验结果不一致")
+    assert user.last["handoff"]["intent"] == "invoice_verification_failed"
+    assert wait_for(lambda: offers(desk).get(user.id)) == invoicer.id
