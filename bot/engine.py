@@ -152,10 +152,8 @@ class Engine:
         decision = decide(parse, view, kb_answer, self.s.settings.fallbacks_before_handoff)
         updates["fallback_count"] = str(decision.fallback_count)
         updates["pending"] = json.dumps(decision.pending, ensure_ascii=False) if decision.pending else ""
-        if decision.action == "answer" or decision.answered_intent is None:
-            updates["last_answer_intent"] = decision.answered_intent or ""
-        if decision.action == "reply" and decision.text_key == "glad":
-            updates["last_answer_intent"] = ""  # solved: the same topic later is a new question
+        # Remembered to spot "the same problem again"; "helpful" or any other turn clears it.
+        updates["last_answer_intent"] = decision.answered_intent or ""
         severity = max(parse["severity"]["level"], conv.get("severity") or "normal", key=SEVERITY_ORDER.index)
         updates["severity"] = severity
         await store.update(cid, **updates)

@@ -4,6 +4,7 @@ reaches the user on whatever channel and process they are on."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from dataclasses import dataclass
@@ -144,11 +145,8 @@ class Desk:
     async def _check_first_response(self, cid: str, conv: dict[str, str], at_ms: int) -> None:
         sla = json.loads(conv.get("handoff") or "{}").get("sla") or {}
         due = sla.get("first_response_due")
-        if due:
-            import datetime as dt
-
-            if at_ms / 1000 > dt.datetime.fromisoformat(due).timestamp():
-                await self.record_breach(cid, "first_response", conv.get("owner", ""))
+        if due and at_ms / 1000 > dt.datetime.fromisoformat(due).timestamp():
+            await self.record_breach(cid, "first_response", conv.get("owner", ""))
 
     async def record_breach(self, cid: str, kind: str, actor: str) -> None:
         if await self.redis.hsetnx(self.store.key(cid), f"breached_{kind}", str(int(time.time() * 1000))):

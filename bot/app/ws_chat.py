@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.app.deps import check_token
 from bot.app.errors import classify, describe
@@ -45,9 +45,6 @@ class ChatFrame(BaseModel):
     client_msg_id: str | None = Field(None, max_length=128)
     score: int | None = Field(None, ge=1, le=5)
     comment: str | None = Field(None, max_length=2000)
-
-
-_FRAME = TypeAdapter(ChatFrame)
 
 
 async def _send(ws: WebSocket, frame: dict[str, Any]) -> None:
@@ -162,7 +159,7 @@ async def _read(ws: WebSocket, svc: Services, eng: Engine, cid: str, conversatio
     while True:
         raw = await ws.receive_text()
         try:
-            frame = _FRAME.validate_json(raw)
+            frame = ChatFrame.model_validate_json(raw)
         except ValidationError:
             await _error(ws, "bad_frame", "frames are JSON objects with a 'type' (message, typing, csat)")
             continue
