@@ -7,15 +7,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from benchmarks.common import ROOT
-from tests.redis_server import RedisServer, free_port
+from tests.redis_server import RedisServer, free_port, wait_until_ready
 
 
 @dataclass
@@ -59,17 +56,8 @@ def app_servers(count: int = 1, env: dict[str, str] | None = None) -> Iterator[C
                 )
             )
             urls.append(f"http://127.0.0.1:{port}")
-        deadline = time.monotonic() + 120
         for url, process in zip(urls, processes, strict=True):
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"{url} did not become ready")
-                time.sleep(0.3)
+            wait_until_ready(url, process, timeout=120)
         yield Cluster(urls, redis.url, prefix)
     finally:
         for process in processes:

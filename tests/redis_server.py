@@ -77,3 +77,23 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+
+
+def wait_until_ready(
+    url: str, process: subprocess.Popen[bytes], timeout: float = 60.0, log: Path | None = None
+) -> None:
+    """Poll ``url``/readyz until it answers 200; fail with the server's log if the process dies or time runs out."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"{url} did not become ready\n{tail}")
+        time.sleep(0.2)

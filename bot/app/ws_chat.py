@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bot.app.background import cancel_all
 from bot.app.deps import check_token
 from bot.app.errors import classify, describe
 from bot.engine import Engine, Services
@@ -108,11 +109,7 @@ async def chat(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(tasks)
 
 
 async def _typing(ws: WebSocket, svc: Services, cid: str) -> None:

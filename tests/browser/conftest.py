@@ -5,18 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import redis as sync_redis
 
 from tests.conftest import DATA_DIR, KB_DIR, ROOT
-from tests.redis_server import free_port
+from tests.redis_server import free_port, wait_until_ready
 
 CHROMIUM = Path(os.environ.get("TRIAGE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -80,19 +78,7 @@ def start_server(
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(
-                f"server did not start:\n{(var / 'server.log').read_text(errors='replace')[-3000:]}"
-            )
-        time.sleep(0.2)
+    wait_until_ready(url, process, timeout=60, log=var / "server.log")
     yield LiveServer(url, redis_url, prefix)
     process.terminate()
     process.wait(10)
