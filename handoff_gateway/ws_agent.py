@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.app.background import cancel_all
 from bot.app.errors import classify, describe
-from bot.errors import AuthError, TriageError
+from bot.errors import AuthError, InputError
 from handoff_gateway.agents import Agent
 from handoff_gateway.gateway import Gateway
 
@@ -133,7 +133,7 @@ class AgentConnection:
             await self.gw.agents.heartbeat(agent.id)
             return
         if not cid:
-            raise TriageError(f"{frame.type!r} needs a conversation_id")
+            raise InputError(f"{frame.type!r} needs a conversation_id")
         if frame.type == "accept":
             conv = await desk.accept(agent, cid)
             await self.send("accept", conversation_id=cid, state=conv["state"])
@@ -158,7 +158,10 @@ class AgentConnection:
         elif frame.type == "handback":
             await self.send("handback", **await desk.handback(agent, cid))
         else:
-            raise TriageError(f"unknown frame type {frame.type!r}")
+            raise InputError(
+                f"unknown frame type {frame.type!r}; use accept, decline, message, typing, note, transfer, "
+                "resolve, handback or presence"
+            )
 
     async def read(self) -> None:
         while True:

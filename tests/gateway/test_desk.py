@@ -245,3 +245,42 @@ def test_offers_prefer_the_product_area_skill(desk: TestClient, make_agent: Any)
     user.say("今天月底结账，发票查验一直失败，提示查验结果不一致")
     assert user.last["handoff"]["intent"] == "invoice_verification_failed"
     assert wait_for(lambda: offers(desk).get(user.id)) == invoicer.id
+
+
+def test_bad_agent_input_gets_clear_errors(desk: TestClient, user: Chat, make_agent: Any) -> None:
+    agent: Agent = make_agent("careful")
+    user.say("我要转人工客服")
+    assert agent.post(f"{user.id}/accept").status_code == 200
+    assert agent.post(f"{user.id}/agent_messages", {"text": ""}).status_code == 422
+    assert agent.post(f"{user.id}/agent_messages", {"text": "x" * 4001}).status_code == 422
+    assert agent.post(f"{user.id}/transfer", {"to_group": "fr"}).status_code == 422
+    bad_json = desk.post(
+        f"/api/v1/conversations/{user.id}/notes",
+        content=b"{not json",
+        headers={**agent.headers, "Content-Type": "application/json"},
+    )
+    assert bad_json.status_code == 422
+    assert desk.post("/api/v1/agents/login", json={"name": "careful"}).status_code == 422
+    with desk.websocket_connect("/ws/agent") as ws:
+        ws.send_text(json.dumps({"type": "hello", "token": agent.token}))
+        assert ws.receive_json()["type"] == "hello"
+        for frame, expected in [
+            ("garbage", "bad_frame"),
+            (json.dumps({"type": "dance", "conversation_id": user.id}), "422"),
+            (json.dumps({"type": "message"}), "422"),
+            (json.dumps({"type": "accept", "conversation_id": "missing"}), "404"),
+            (json.dumps({"type": "message", "conversation_id": user.id, "text": "x" * 5000}), "bad_frame"),
+        ]:
+            ws.send_text(frame)
+            for _ in range(20):
+                reply = ws.receive_json()
+                if reply["type"] == "error":
+                    break
+            assert reply["code"] == expected, (frame[:40], reply)
+        ws.send_text(json.dumps({"type": "message", "conversation_id": user.id, "text": "still here"}))
+        for _ in range(50):
+            reply = ws.receive_json()
+            if reply.get("text") == "still here":
+                break
+        else:
+            raise AssertionError("the connection did not keep working after bad frames")
