@@ -64,21 +64,15 @@ class Desk:
         channel = f"{self.prefix}desk:agent:{agent_id}" if agent_id else f"{self.prefix}desk"
         await self.redis.publish(channel, json.dumps(event, ensure_ascii=False))
 
-    async def _conversation(self, cid: str) -> dict[str, str]:
-        conv = await self.store.get(cid)
-        if conv is None:
-            raise NotFound(f"no conversation {cid!r}")
-        return conv
-
     async def _owned(self, agent: Agent, cid: str) -> dict[str, str]:
-        conv = await self._conversation(cid)
+        conv = await self.store.require(cid)
         if not agent.supervisor and (conv["state"] != Owner.ASSIGNED or conv.get("owner") != agent.id):
             raise Forbidden(f"conversation {cid} is not assigned to you")
         return conv
 
     # --------------------------------------------------------------- taking
     async def accept(self, agent: Agent, cid: str) -> dict[str, str]:
-        conv = await self._conversation(cid)
+        conv = await self.store.require(cid)
         group = json.loads(conv.get("handoff") or "{}").get("group", "zh")
         status, owner = await self._accept(
             keys=[self.store.key(cid), self.queue.key(group), self.open_key(agent.id), self.offers_key],
@@ -101,7 +95,7 @@ class Desk:
             },
         )
         await self.notify({"type": "queue_changed"})
-        return await self._conversation(cid)
+        return await self.store.require(cid)
 
     async def decline(self, agent: Agent, cid: str, reason: str = "declined") -> None:
         """Pass on an offer (or drop it): this agent is skipped for this conversation from now on."""
