@@ -62,9 +62,9 @@
     var pending = log.querySelector(".tb-pending");
     log.insertBefore(box, later || pending || typing);
   }
-  function bubble(role, text, seq) {
+  function bubble(role, text, seq, who) {
     var box = el("div", "tb-msg tb-" + role);
-    if (role !== "user" && role !== "system") box.appendChild(el("span", "tb-who", t[role] || role));
+    if (role !== "user" && role !== "system") box.appendChild(el("span", "tb-who", who || t[role] || role));
     box.appendChild(document.createTextNode(text));
     place(box, seq);
     return box;
@@ -104,7 +104,8 @@
         if (pending) { pending.classList.remove("tb-pending"); place(pending, ev.seq); return; }
         bubble("user", ev.display || ev.text, ev.seq); scroll(); return;
       }
-      var box = bubble(ev.role === "agent" ? "agent" : ev.role === "system" ? "system" : "bot", ev.text, ev.seq);
+      var role = ev.role === "agent" ? "agent" : ev.role === "system" ? "system" : "bot";
+      var box = bubble(role, ev.text, ev.seq, role === "agent" && ev.agent_name ? ev.agent_name : null);
       if (ev.link && /^\/kb\/[\w-]+$/.test(ev.link)) { var a = el("a", "tb-link", t.article); a.href = cfg.server + ev.link; a.target = "_blank"; a.rel = "noopener"; box.appendChild(a); }
       if (ev.buttons && ev.buttons.length) addButtons(box, ev.buttons);
       typing.classList.remove("tb-visible"); scroll();

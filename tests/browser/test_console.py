@@ -68,6 +68,7 @@ def test_urgent_message_accepted_answered_resolved_and_rated(
         reply.fill("您好，我是客服小王，正在为您排查")
         reply.press("Enter")
         expect(widget.locator(".tb-agent")).to_contain_text("正在为您排查")
+        expect(widget.locator(".tb-agent .tb-who")).to_have_text("客服小王")  # the agent's name, as text
         widget.get_by_label("描述您遇到的问题…").fill("好的，谢谢，我们在上海")
         widget.keyboard.press("Enter")
         expect(console.locator(".ev.user").filter(has_text="我们在上海")).to_be_visible()
