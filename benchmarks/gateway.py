@@ -22,21 +22,12 @@ from bot.store.queue import HandoffQueue
 from handoff_gateway.agents import AgentStore
 from handoff_gateway.audit import Audit
 from handoff_gateway.desk import Desk, Taken
+from tests.live import frames_until
 
 ROUNDS_OFFER = 100
 ROUNDS_RELAY = 200
 RACE_AGENTS = 50
 RACE_ROUNDS = 1000
-
-
-async def _recv_until(ws: Any, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
-    async def loop() -> dict[str, Any]:
-        while True:
-            frame: dict[str, Any] = json.loads(await ws.recv())
-            if predicate(frame):
-                return frame
-
-    return await asyncio.wait_for(loop(), timeout)
 
 
 async def _agent(redis_url: str, prefix: str, name: str, capacity: int = 1000) -> None:
@@ -60,7 +51,7 @@ async def offer_latency(url: str, redis_url: str, prefix: str) -> dict[str, Any]
         token = await _login(http, url, "offer-agent")
         async with websockets.connect(url.replace("http", "ws") + "/ws/agent") as agent:
             await agent.send(json.dumps({"type": "hello", "token": token}))
-            await _recv_until(agent, lambda f: f["type"] == "hello")
+            await frames_until(agent, lambda f: f["type"] == "hello")
             for _ in range(ROUNDS_OFFER):
                 conv = (await http.post(f"{url}/api/v1/conversations", json={})).json()
                 started = time.perf_counter()
@@ -69,17 +60,17 @@ async def offer_latency(url: str, redis_url: str, prefix: str) -> dict[str, Any]
                     headers={"Authorization": f"Bearer {conv['token']}"},
                     json={"text": "我要转人工客服", "client_msg_id": uuid.uuid4().hex},
                 )
-                await _recv_until(
+                await frames_until(
                     agent,
                     lambda f, c=conv: f["type"] == "offer" and f["conversation_id"] == c["conversation_id"],
                 )
                 samples.append((time.perf_counter() - started) * 1000)
                 await agent.send(json.dumps({"type": "accept", "conversation_id": conv["conversation_id"]}))
-                await _recv_until(agent, lambda f: f["type"] == "accept")
+                await frames_until(agent, lambda f: f["type"] == "accept")
                 await agent.send(json.dumps({"type": "resolve", "conversation_id": conv["conversation_id"]}))
-                await _recv_until(agent, lambda f: f["type"] == "resolve")
+                await frames_until(agent, lambda f: f["type"] == "resolve")
             await agent.send(json.dumps({"type": "presence", "status": "offline"}))  # signing off
-            await _recv_until(agent, lambda f: f["type"] == "presence")
+            await frames_until(agent, lambda f: f["type"] == "presence")
     return {
         "rounds": len(samples),
         "handoff_to_offer_ms": percentiles(samples),
@@ -99,14 +90,14 @@ async def relay_latency(user_url: str, agent_url: str, redis_url: str, prefix: s
             websockets.connect(user_url.replace("http", "ws") + "/ws/chat") as user,
         ):
             await agent.send(json.dumps({"type": "hello", "token": token}))
-            await _recv_until(agent, lambda f: f["type"] == "hello")
+            await frames_until(agent, lambda f: f["type"] == "hello")
             await user.send(json.dumps({"type": "hello", "conversation_id": cid, "token": conv["token"]}))
             await user.send(
                 json.dumps({"type": "message", "text": "我要转人工客服", "client_msg_id": "start"})
             )
-            await _recv_until(agent, lambda f: f["type"] == "offer")
+            await frames_until(agent, lambda f: f["type"] == "offer")
             await agent.send(json.dumps({"type": "accept", "conversation_id": cid}))
-            await _recv_until(user, lambda f: f["type"] == "assigned")
+            await frames_until(user, lambda f: f["type"] == "assigned")
             for i in range(ROUNDS_RELAY):
                 msg_id = f"g{i}"
                 started = time.perf_counter()
@@ -120,7 +111,7 @@ async def relay_latency(user_url: str, agent_url: str, redis_url: str, prefix: s
                         }
                     )
                 )
-                await _recv_until(
+                await frames_until(
                     user, lambda f, m=msg_id: f.get("role") == "agent" and f.get("client_msg_id") == m
                 )
                 to_user.append((time.perf_counter() - started) * 1000)
@@ -129,7 +120,7 @@ async def relay_latency(user_url: str, agent_url: str, redis_url: str, prefix: s
                 await user.send(
                     json.dumps({"type": "message", "text": f"用户消息 {i}", "client_msg_id": msg_id})
                 )
-                await _recv_until(agent, lambda f, m=msg_id: f.get("client_msg_id") == m)
+                await frames_until(agent, lambda f, m=msg_id: f.get("client_msg_id") == m)
                 to_agent.append((time.perf_counter() - started) * 1000)
     return {
         "messages_each_way": ROUNDS_RELAY,

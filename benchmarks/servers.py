@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import ROOT
-from tests.redis_server import RedisServer, free_port, wait_until_ready
+from tests.live import RedisServer, free_port, wait_until_ready
 
 
 @dataclass

@@ -15,7 +15,7 @@ from bot.kb.search import KnowledgeBase
 from bot.nlu.pipeline import NLUPipeline
 from bot.nlu.training_data import load_training_data
 from bot.settings import Settings
-from tests.redis_server import RedisServer, reachable
+from tests.live import RedisServer, reachable
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "nlu_data"

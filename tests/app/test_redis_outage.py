@@ -11,7 +11,7 @@ from bot.kb.search import KnowledgeBase
 from bot.nlu.pipeline import NLUPipeline
 from bot.settings import Settings
 from tests.app.conftest import Chat
-from tests.redis_server import RedisServer
+from tests.live import RedisServer
 
 
 def test_outage_then_retry_is_processed_once(

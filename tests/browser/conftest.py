@@ -14,7 +14,7 @@ import pytest
 import redis as sync_redis
 
 from tests.conftest import DATA_DIR, KB_DIR, ROOT
-from tests.redis_server import free_port, wait_until_ready
+from tests.live import free_port, wait_until_ready
 
 CHROMIUM = Path(os.environ.get("TRIAGE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

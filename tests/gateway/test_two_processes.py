@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +13,7 @@ import websockets
 
 from handoff_gateway.agents import AgentStore
 from tests.browser.conftest import LiveServer, start_server
+from tests.live import frames_until
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +28,6 @@ def servers(
     for gen in (second, first):
         with pytest.raises(StopIteration):
             next(gen)
-
-
-async def frames_until(ws: Any, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
-    async def loop() -> dict[str, Any]:
-        while True:
-            frame: dict[str, Any] = json.loads(await ws.recv())
-            if predicate(frame):
-                return frame
-
-    return await asyncio.wait_for(loop(), timeout)
 
 
 async def test_user_on_one_process_agent_on_another(servers: list[LiveServer]) -> None:

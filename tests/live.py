@@ -1,12 +1,16 @@
-"""Real Redis servers for tests: the configured/CI one, or our own ``redis-server`` on a free port."""
+"""Real parts for tests and benchmarks: our own ``redis-server`` on a free port, waiting for an app process
+to be ready, and reading websocket frames until the one wanted arrives."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -97,3 +101,15 @@ def wait_until_ready(
             tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
             raise RuntimeError(f"{url} did not become ready\n{tail}")
         time.sleep(0.2)
+
+
+async def frames_until(ws: Any, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
+    """Receive JSON frames from a ``websockets`` connection until ``predicate`` accepts one; return it."""
+
+    async def loop() -> dict[str, Any]:
+        while True:
+            frame: dict[str, Any] = json.loads(await ws.recv())
+            if predicate(frame):
+                return frame
+
+    return await asyncio.wait_for(loop(), timeout)
