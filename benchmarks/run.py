@@ -17,6 +17,7 @@ STEPS = [
     ("KB: index scale, 10k and 100k articles", ["benchmarks.kb", "scale"]),
     ("Chat: websocket reply latency and 200 concurrent users", ["benchmarks.chat"]),
     ("Gateway: handoff to offer, relay across two processes, accept race", ["benchmarks.gateway"]),
+    ("Event loop: /healthz latency during sign-ins and a KB rebuild", ["benchmarks.loop_lag"]),
 ]
 
 

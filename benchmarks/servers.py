@@ -45,7 +45,7 @@ def app_servers(count: int = 1, env: dict[str, str] | None = None) -> Iterator[C
                         sys.executable,
                         "-m",
                         "uvicorn",
-                        "bot.app.main:app",
+                        "triagebot.main:app",
                         "--port",
                         str(port),
                         "--log-level",

@@ -52,6 +52,13 @@ class MessageTooLarge(InputError):
         self.size, self.limit = size, limit
 
 
+class EmptyMessage(InputError):
+    """A message with nothing but whitespace in it."""
+
+    def __init__(self, message: str = "the message is empty; type something to send") -> None:
+        super().__init__(message)
+
+
 class AuthError(TriageError):
     """A missing, wrong or expired token."""
 
@@ -60,6 +67,10 @@ class Unavailable(TriageError):
     """A dependency (Redis) is down; the same request may succeed shortly."""
 
     retryable = True
+
+
+class StillProcessing(Unavailable):
+    """A message with the same client_msg_id is still being processed; retry shortly for its stored reply."""
 
 
 class NotFound(TriageError):
@@ -72,6 +83,10 @@ class Forbidden(TriageError):
 
 class Conflict(TriageError):
     """The state changed under the caller: taken by someone else, or at capacity."""
+
+
+class AlreadyExists(Conflict):
+    """Something with this id or name exists already (a conversation, an agent)."""
 
 
 class RateLimited(AuthError):

@@ -55,8 +55,20 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "I've passed you to a support agent ({reason}). {ahead} ahead of you, expected wait about {wait}. An agent will reply right here.",
     },
     "handoff_ticket": {
-        "zh": "现在暂无人工客服在线，已为您创建工单 {ticket}（{reason}）。我们会在 {due} 前首次回复您（{tier}问题承诺 {first}内响应）。可随时发送“查询工单 {ticket}”查看进度。",
-        "en": "No agent is online right now, so I've opened ticket {ticket} ({reason}). You'll get a first response by {due} ({tier} issues: within {first}). Send \"ticket status {ticket}\" anytime to check on it.",
+        "zh": "现在暂无人工客服在线，已为您创建工单 {ticket}（{reason}）。我们会在 {due} 前首次回复您（{tier}问题承诺 {first}内响应），回复会显示在这里。等待期间您仍可以继续问我其他问题；发送“查询工单 {ticket}”查看进度，发送“取消转人工”撤销。",
+        "en": 'No agent is online right now, so I\'ve opened ticket {ticket} ({reason}). You\'ll get a first response here by {due} ({tier} issues: within {first}). Meanwhile you can keep asking me other questions; send "ticket status {ticket}" to check on it, or "cancel" to withdraw it.',
+    },
+    "handoff_ticket_scheduled": {
+        "zh": "现在不在人工客服值班时间，已为您创建工单 {ticket}（{reason}）。值班客服 {shift} 上班，我们会在 {due} 前首次回复您，回复会显示在这里。等待期间您仍可以继续问我其他问题；发送“查询工单 {ticket}”查看进度，发送“取消转人工”撤销。",
+        "en": 'Our agents are off duty right now, so I\'ve opened ticket {ticket} ({reason}). The next shift starts {shift}; you\'ll get a first response here by {due}. Meanwhile you can keep asking me other questions; send "ticket status {ticket}" to check on it, or "cancel" to withdraw it.',
+    },
+    "ticket_pending": {
+        "zh": "您的工单 {ticket} 已在人工客服队列中，我们会在 {due} 前首次回复您。这期间我也可以先帮您看看其他问题。",
+        "en": "Your ticket {ticket} is already waiting for an agent; you'll get a first response by {due}. Meanwhile I can help with anything else.",
+    },
+    "handoff_cancelled": {
+        "zh": "好的，已取消转人工{ticket_note}。有问题可以继续问我，或随时输入“转人工”。",
+        "en": 'OK, I\'ve withdrawn your request for an agent{ticket_note}. Ask me anything, or type "human" anytime.',
     },
     "still_queued": {
         "zh": "您已在人工客服队列中，前面还有 {ahead} 位，预计等待约 {wait}。",
@@ -82,6 +94,13 @@ REASONS: dict[str, dict[str, str]] = {
     "repeated_fallback": {"zh": "我没能理解您的问题", "en": "I couldn't understand the question"},
     "not_helpful": {"zh": "回答没有帮助", "en": "my answer didn't help"},
     "no_kb_answer": {"zh": "知识库没有把握回答", "en": "I had no confident answer"},
+}
+
+TICKET_STATUS = {
+    "open": {"zh": "待处理", "en": "waiting for an agent"},
+    "assigned": {"zh": "处理中", "en": "in progress"},
+    "resolved": {"zh": "已解决", "en": "resolved"},
+    "cancelled": {"zh": "已取消", "en": "cancelled"},
 }
 
 TIERS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -65,7 +65,10 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field("triage:", description="Prefix of every Redis key this deployment writes.")
     redis_max_connections: int = Field(
-        2000, ge=10, description="Pool size per process (one per open websocket)."
+        64,
+        ge=4,
+        description="Pool size per process: the event hub holds one connection of its own; the pool serves "
+        "short commands (websockets hold none).",
     )
     max_message_chars: int = Field(4000, ge=1, description="Longer messages are refused with 413.")
     transcript_retention_days: int = Field(
@@ -91,6 +94,29 @@ class Settings(BaseSettings):
         2, ge=1, description="nlu_fallback replies in a row before a handoff."
     )
     heartbeat_seconds: float = Field(15.0, gt=0, description="Websocket heartbeat interval.")
+    rasa_callback_url: str | None = Field(
+        None,
+        description="Rasa callback URL: agent and later bot messages are POSTed to it (docs/channels.md).",
+    )
+    outbox_lease_seconds: float = Field(
+        30.0, gt=0, description="Push outbox: a dead process's deliveries are taken over after this."
+    )
+    outbox_max_attempts: int = Field(5, ge=1, description="Push outbox: tries per event before giving up.")
+    outbox_backoff_seconds: float = Field(
+        0.5, gt=0, description="Push outbox: base of the exponential backoff between tries."
+    )
+    identity_secret: SecretStr | None = Field(
+        None,
+        description="HS256 secret shared with the host SaaS for identity tokens; unset = all users anonymous.",
+    )
+    identity_leeway_seconds: float = Field(
+        10.0, ge=0, le=300, description="Clock skew allowed when checking an identity token's exp."
+    )
+    cpu_workers: int = Field(
+        4,
+        ge=1,
+        description="Threads for NLU parses, KB searches and rebuilds and sign-ins (off the event loop).",
+    )
     sla: SLATargets = Field(
         default_factory=SLATargets, description="First-response/resolution targets per tier."
     )

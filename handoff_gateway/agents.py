@@ -1,7 +1,11 @@
 """Agents and supervisors: accounts (scrypt-hashed passwords, API tokens), sessions with expiry, presence.
 
 Keys (after the deployment prefix): ``agent:{id}`` hash, ``agents`` set, ``agents:by_name`` hash,
-``session:{sha256(token)}`` → agent id (expires), ``agent:{id}:open`` set of the conversations it owns.
+``session:{sha256(token)}`` → agent id (expires); the set of conversations an agent owns is the desk's
+(bot/store/keys.py ``agent_open``), changed only by the state machine.
+
+Sign-in cost: one scrypt computation (~50 ms of CPU) per attempt, whether or not the name exists, run in the
+CPU pool so other connections keep being served meanwhile. See docs/gateway.md, "Sign-in cost and timing".
 """
 
 from __future__ import annotations
@@ -16,13 +20,22 @@ from typing import Any, Literal
 
 import redis.asyncio as aredis
 
-from bot.errors import AuthError, RateLimited, TriageError
+from bot.cpu import CpuPool, run_cpu
+from bot.errors import AlreadyExists, AuthError, RateLimited, TriageError
+from bot.store.keys import Keys
 
 Role = Literal["agent", "supervisor"]
 Presence = Literal["online", "away", "offline"]
 ROLES = ("agent", "supervisor")
 PRESENCE = ("online", "away", "offline")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+# What an unknown name is verified against: the same scrypt parameters as a real hash, a random salt and a
+# random "digest" that no password produces. Verifying against it costs exactly what verifying a real
+# hash costs (one scrypt), and making it costs nothing: no hash_password, neither per request nor per process.
+_DUMMY_HASH = (
+    f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}$"
+    f"{secrets.token_hex(16)}${secrets.token_hex(_SCRYPT['dklen'])}"
+)
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -33,6 +46,7 @@ def hash_password(password: str, salt: bytes | None = None) -> str:
 
 
 def verify_password(password: str, stored: str) -> bool:
+    """One scrypt computation, compared in constant time; False for a malformed ``stored``."""
     try:
         _, n, r, p, salt, expected = stored.split("$")
     except ValueError:
@@ -47,8 +61,8 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class AgentExists(TriageError):
-    pass
+class AgentExists(AlreadyExists):
+    """An agent with this name exists already."""
 
 
 class TooManyAttempts(RateLimited):
@@ -89,8 +103,11 @@ class AgentStore:
         session_hours: float = 12.0,
         max_failures: int = 5,
         lockout_seconds: int = 300,
+        *,
+        cpu: CpuPool | None = None,
     ) -> None:
         self.redis: Any = redis  # decode_responses=True: replies are str
+        self.cpu = cpu  # scrypt runs here (asyncio.to_thread without one), never on the event loop
         self.prefix = prefix
         self.session_seconds = int(session_hours * 3600)
         self.max_failures, self.lockout_seconds = max_failures, lockout_seconds
@@ -115,6 +132,7 @@ class AgentStore:
             raise TriageError("an agent needs a name and a password of at least 8 characters")
         if capacity < 1:
             raise TriageError("capacity must be at least 1")
+        password_hash = await run_cpu(self.cpu, hash_password, password)
         agent_id = "a-" + secrets.token_hex(6)
         if not await self.redis.hsetnx(self._k("agents:by_name"), name, agent_id):
             raise AgentExists(f"an agent named {name!r} already exists")
@@ -129,7 +147,7 @@ class AgentStore:
                 "skills": json.dumps(list(skills)),
                 "capacity": capacity,
                 "display_name": agent.display_name,
-                "password": hash_password(password),
+                "password": password_hash,
                 "api_token": token_hash(api_token),
                 "created_at": int(time.time()),
             },
@@ -162,18 +180,20 @@ class AgentStore:
 
     # ------------------------------------------------------------- sessions
     async def login(self, name: str, password: str, client: str = "") -> tuple[Agent, str, int]:
-        """A session token for a correct password; failures are counted per name and client address."""
+        """A session token for a correct password; failures are counted per name and client address.
+
+        A known and an unknown name cost the same: two Redis reads and one scrypt verification (against
+        ``_DUMMY_HASH`` for an unknown name), so neither the time taken nor the answer tells which names exist.
+        """
         failures_key = self._k(f"login:failures:{name}:{client}")
         failures = int(await self.redis.get(failures_key) or 0)
         if failures >= self.max_failures:
             raise TooManyAttempts(max(1, int(await self.redis.ttl(failures_key))))
         agent_id = await self.redis.hget(self._k("agents:by_name"), name)
-        stored = await self.redis.hget(self._k(f"agent:{agent_id}"), "password") if agent_id else None
-        # Verify against a dummy hash when the name is unknown, so timing does not reveal which names exist.
-        ok = (
-            verify_password(password, stored or hash_password("not-a-password", b"0" * 16))
-            and stored is not None
-        )
+        # The same second read for an unknown name (of a key that never exists), to keep the timing alike.
+        stored = await self.redis.hget(self._k(f"agent:{agent_id or '-'}"), "password")
+        matched = await run_cpu(self.cpu, verify_password, password, stored or _DUMMY_HASH)
+        ok = matched and stored is not None
         if not ok:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.incr(failures_key)
@@ -222,5 +242,5 @@ class AgentStore:
         }
 
     async def open_conversations(self, agent_id: str) -> set[str]:
-        members: set[str] = await self.redis.smembers(self._k(f"agent:{agent_id}:open"))
+        members: set[str] = await self.redis.smembers(Keys(self.prefix).agent_open(agent_id))
         return members

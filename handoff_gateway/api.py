@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.app.deps import bearer
 from bot.app.schemas import ErrorOut
+from bot.cpu import run_cpu
 from bot.errors import Forbidden
 from handoff_gateway.agents import Agent
 from handoff_gateway.context import context_card
@@ -88,10 +89,47 @@ async def queue(agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
     return {"items": await gw.desk.queue_snapshot()}
 
 
+@router.get("/tickets", responses=ERRORS)
+async def tickets(
+    agent: AgentDep,
+    gw: GatewayDep,
+    status: Annotated[
+        Literal["open", "resolved"],
+        Query(description="open: waiting or being worked on (soonest due first); resolved: closed ones"),
+    ] = "open",
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> dict[str, Any]:
+    """Tickets — conversations handed off while nobody was on duty. Open ones are in the queue and offered
+    like live handoffs; accept, reply (``/agent_messages``) and resolve them through their conversation."""
+    return {"status": status, "items": [_ticket_out(t) for t in await gw.handoffs.tickets(status, limit)]}
+
+
+def _ticket_out(ticket: dict[str, Any]) -> dict[str, Any]:
+    sla = ticket.get("sla") or {}
+    return {
+        "ticket_id": ticket["ticket_id"],
+        "conversation_id": ticket["conversation_id"],
+        "status": ticket["status"],
+        "severity": ticket["severity"],
+        "reason": ticket.get("reason"),
+        "intent": ticket.get("intent") or None,
+        "group": ticket.get("group"),
+        "channel": ticket.get("channel"),
+        "summary": ticket.get("summary", ""),
+        "customer": ticket.get("customer") or {},
+        "first_response_due": sla.get("first_response_due"),
+        "resolution_due": sla.get("resolution_due"),
+        "sla": sla,
+        "created_at": ticket.get("created_at"),
+        "assigned_to": ticket.get("assigned_to"),
+        "closed_at": int(ticket["closed_at"]) if ticket.get("closed_at") else None,
+    }
+
+
 @router.get("/conversations/{conversation_id}/context", responses=ERRORS)
 async def context(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
     """The context card; agents see queued conversations and their own, supervisors all."""
-    card = await context_card(gw.desk.store, gw.tickets, conversation_id)
+    card = await context_card(gw.desk.store, conversation_id)
     if not agent.supervisor and card["state"] == "assigned" and card["owner"] != agent.id:
         raise Forbidden(f"conversation {conversation_id} is assigned to another agent")
     return card
@@ -105,7 +143,12 @@ def _desk(gw: Gateway) -> Desk:
 async def accept(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
     """Take a queued conversation. Exactly one of several simultaneous accepts wins; the others get 409."""
     conv = await _desk(gw).accept(agent, conversation_id)
-    return {"conversation_id": conversation_id, "state": conv["state"], "owner": conv["owner"]}
+    return {
+        "conversation_id": conversation_id,
+        "state": conv.state.value,
+        "owner": conv.owner,
+        "ticket_id": conv.ticket_id,
+    }
 
 
 @router.post("/conversations/{conversation_id}/decline", responses=ERRORS)
@@ -156,7 +199,7 @@ async def canned(
 ) -> dict[str, Any]:
     """Canned responses: knowledge-base articles for free text, with their steps ready to paste."""
     kb = request.app.state.services.kb
-    result = kb.search(q[:500], lang=lang, top=5)
+    result = await run_cpu(getattr(request.app.state, "cpu", None), kb.search, q[:500], lang=lang, top=5)
     return {"items": [{**hit.to_dict(), "steps": hit.article.steps} for hit in result.hits]}
 
 

@@ -1,5 +1,6 @@
 """The audit stream: every ownership change with who and when (queued, offered, accepted, declined,
-transferred, resolved, handed back, escalated, breached)."""
+transferred, resolved, handed back, escalated, breached). Transitions write theirs inside the state
+machine's script (bot/store/handoffs.py); this writes the rest (offers, declines, presence, breaches)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-AUDIT_MAX = 100_000  # approximate cap on the stream's length
+from bot.store.handoffs import AUDIT_MAX
+from bot.store.keys import Keys
 
 
 class Audit:
     def __init__(self, redis: aredis.Redis, prefix: str = "triage:") -> None:
         self.redis: Any = redis
-        self.key = f"{prefix}audit"
+        self.key = Keys(prefix).audit
 
     async def record(self, action: str, conversation_id: str, actor: str, **detail: Any) -> None:
         await self.redis.xadd(

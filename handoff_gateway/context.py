@@ -1,5 +1,6 @@
 """The context card an agent sees: transcript, what the bot understood, why it handed off, what it showed,
-who the customer is and their earlier tickets. Sensitive entities are masked."""
+who the customer is (verified by the host's identity token, or anonymous) and their earlier tickets and
+conversations. Sensitive entities are masked."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any
 
 from bot.privacy import mask_sensitive
 from bot.store.conversations import ConversationStore
-from bot.store.tickets import TicketStore
+from bot.store.keys import Keys
 
 SENSITIVE = {"phone", "tax_id", "email"}
+HISTORY_SHOWN = 20  # earlier tickets / conversations listed on the card
 
 
 def _mask_entity(entity: dict[str, Any]) -> dict[str, Any]:
@@ -20,29 +22,64 @@ def _mask_entity(entity: dict[str, Any]) -> dict[str, Any]:
     return {**entity, "value": "*" * max(0, len(value) - 4) + value[-4:]}
 
 
-async def context_card(store: ConversationStore, tickets: TicketStore, cid: str) -> dict[str, Any]:
+def mask_email(email: str) -> str | None:
+    """``alice@acme.com`` → ``a***@acme.com``: enough to recognise, not enough to copy."""
+    if not email:
+        return None
+    local, at, domain = email.partition("@")
+    return f"{local[:1]}***{at}{domain}" if at else f"{email[:1]}***"
+
+
+def mask_phone(phone: str) -> str | None:
+    """Only the last four digits stay readable."""
+    if not phone:
+        return None
+    digits = sum(ch.isdigit() for ch in phone)
+    return "*" * max(0, digits - 4) + "".join(ch for ch in phone if ch.isdigit())[-4:]
+
+
+async def _earlier(store: ConversationStore, customer_key: str, kind: str, current: str) -> list[str]:
+    """A verified customer's earlier tickets or conversations, newest first, without the current one."""
+    key = Keys(store.prefix).customer(customer_key, kind)
+    members: list[str] = await store.redis.zrevrange(key, 0, HISTORY_SHOWN)
+    return [m for m in members if m != current][:HISTORY_SHOWN]
+
+
+async def _customer(store: ConversationStore, cid: str, conv: dict[str, str]) -> dict[str, Any]:
+    """Who the customer is. Only a verified customer has a history, and only their own (``customer_key``);
+    anonymous users share nothing with each other."""
+    key = conv.get("customer_key", "")
+    verified = conv.get("verified") == "1" and bool(key)
+    return {
+        "verified": verified,
+        "user": conv.get("user") or None,
+        "name": conv.get("name") or None,
+        "email": mask_email(conv.get("email", "")),
+        "phone": mask_phone(conv.get("phone", "")),
+        "tenant": conv.get("tenant") or None,
+        "vip_tier": int(conv.get("vip") or 0) if verified else 0,
+        "earlier_tickets": await _earlier(store, key, "tickets", conv.get("ticket_id", ""))
+        if verified
+        else [],
+        "earlier_conversations": await _earlier(store, key, "conversations", cid) if verified else [],
+    }
+
+
+async def context_card(store: ConversationStore, cid: str) -> dict[str, Any]:
     conv = await store.require(cid)
     events = await store.events_after(cid, 0, limit=1000)
     handoff = json.loads(conv.get("handoff") or "{}")
     user_events = [e for e in events if e.get("type") == "message" and e.get("role") == "user"]
     last_parse: dict[str, Any] = next((e for e in reversed(user_events) if e.get("intent")), {})
     articles = [e["article_id"] for e in events if e.get("article_id")]
-    earlier = [
-        t
-        for t in await tickets.for_user(conv.get("channel", ""), conv.get("user", ""))
-        if t != conv.get("ticket_id")
-    ]
+    customer = await _customer(store, cid, conv)
     return {
         "conversation_id": cid,
         "state": conv["state"],
         "owner": conv.get("owner") or None,
         "channel": conv.get("channel"),
         "language": conv.get("language"),
-        "customer": {
-            "user": conv.get("user"),
-            "tenant": conv.get("tenant") or None,
-            "vip_tier": conv.get("vip") or None,
-        },
+        "customer": customer,
         "intent": {"name": last_parse.get("intent"), "confidence": last_parse.get("confidence")},
         "entities": [_mask_entity(e) for e in json.loads(conv.get("entities") or "[]")],
         "severity": conv.get("severity"),
@@ -51,10 +88,12 @@ async def context_card(store: ConversationStore, tickets: TicketStore, cid: str)
             "severity": handoff.get("severity"),
             "sla": handoff.get("sla"),
             "intent": handoff.get("intent"),
+            "trigger": handoff.get("trigger"),
+            "ticket_id": handoff.get("ticket_id"),
             "escalated": bool(conv.get("escalated")),
         },
         "kb_articles_shown": list(dict.fromkeys(articles)),
-        "earlier_tickets": earlier,
+        "earlier_tickets": customer["earlier_tickets"],  # the console's list (same as the customer's)
         "ticket_id": conv.get("ticket_id") or None,
         "transcript": [{**e, "text": mask_sensitive(e["text"])} if "text" in e else e for e in events],
     }

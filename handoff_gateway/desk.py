@@ -1,90 +1,79 @@
 """The support desk: what agents do to conversations — take (atomically), decline, talk, note, transfer,
-resolve, hand back — with every change checked, audited and written to the conversation's stream so it
-reaches the user on whatever channel and process they are on."""
+resolve, hand back — with every change going through the one state machine (bot/store/handoffs.py), and
+written to the conversation's stream so it reaches the user on whatever channel and process they are on.
+
+Tickets are conversations too: an agent accepts, answers and resolves one exactly like a live chat."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot.errors import Conflict, Forbidden, NotFound, TriageError
-from bot.ownership import Owner, TransitionError
+from bot.contracts.conversation import Conversation
+from bot.errors import Conflict, EmptyMessage, Forbidden
+from bot.ownership import IN_QUEUE, Owner, TransitionError
 from bot.privacy import mask_sensitive
 from bot.store.conversations import ConversationStore
-from bot.store.queue import HandoffQueue
+from bot.store.handoffs import AtCapacity, HandoffStore, Move, queue_score
+from bot.store.keys import DAY
+from bot.vocabulary import GROUPS, Group
 from handoff_gateway.agents import Agent, AgentStore
 from handoff_gateway.audit import Audit
 
-# Take a queued conversation: exactly one agent wins, and only within its capacity.
-_ACCEPT = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return {'missing', ''} end
-if state ~= 'queued' then return {'taken', redis.call('HGET', KEYS[1], 'owner') or ''} end
-if tonumber(ARGV[2]) > 0 and redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[2]) then return {'full', ''} end
-redis.call('HSET', KEYS[1], 'state', 'assigned', 'owner', ARGV[1], 'assigned_at', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[4])
-redis.call('SADD', KEYS[3], ARGV[4])
-redis.call('HDEL', KEYS[4], ARGV[4])
-return {'ok', ARGV[1]}
-"""
+__all__ = ["AtCapacity", "Desk", "Taken"]
 
 
 class Taken(Conflict):
-    """Someone else took the conversation first (HTTP 409)."""
-
-
-class AtCapacity(Conflict):
-    """The agent already has as many conversations as their capacity allows (HTTP 409)."""
+    """Someone else took (or closed) the conversation first (HTTP 409)."""
 
 
 @dataclass
 class Desk:
     store: ConversationStore
-    queue: HandoffQueue
+    handoffs: HandoffStore
     agents: AgentStore
     audit: Audit
 
     def __post_init__(self) -> None:
         self.redis: Any = self.store.redis
-        self.prefix = self.store.prefix
-        self._accept = self.redis.register_script(_ACCEPT)
-
-    @property
-    def offers_key(self) -> str:
-        return f"{self.prefix}offers"
-
-    def open_key(self, agent_id: str) -> str:
-        return f"{self.prefix}agent:{agent_id}:open"
+        self.keys = self.handoffs.keys
 
     async def notify(self, event: dict[str, Any], agent_id: str | None = None) -> None:
         """Tell consoles: one agent's channel, or the whole desk."""
-        channel = f"{self.prefix}desk:agent:{agent_id}" if agent_id else f"{self.prefix}desk"
+        channel = self.keys.agent_channel(agent_id) if agent_id else self.keys.desk_channel
         await self.redis.publish(channel, json.dumps(event, ensure_ascii=False))
 
-    async def _owned(self, agent: Agent, cid: str) -> dict[str, str]:
-        conv = await self.store.require(cid)
-        if not agent.supervisor and (conv["state"] != Owner.ASSIGNED or conv.get("owner") != agent.id):
+    async def _owned(self, agent: Agent, cid: str) -> Conversation:
+        """The conversation, when ``agent`` owns it (supervisors may act on any human-held one)."""
+        conv = await self.store.load(cid)
+        if agent.supervisor:
+            return conv
+        if conv.state is not Owner.ASSIGNED or conv.owner != agent.id:
             raise Forbidden(f"conversation {cid} is not assigned to you")
         return conv
 
     # --------------------------------------------------------------- taking
-    async def accept(self, agent: Agent, cid: str) -> dict[str, str]:
-        conv = await self.store.require(cid)
-        group = json.loads(conv.get("handoff") or "{}").get("group", "zh")
-        status, owner = await self._accept(
-            keys=[self.store.key(cid), self.queue.key(group), self.open_key(agent.id), self.offers_key],
-            args=[agent.id, 0 if agent.supervisor else agent.capacity, int(time.time() * 1000), cid],
-        )
-        if status == "missing":
-            raise NotFound(f"no conversation {cid!r}")
-        if status == "taken":
-            raise Taken(f"conversation {cid} was already taken" + (f" by {owner}" if owner else ""))
-        if status == "full":
-            raise AtCapacity(f"you already have {agent.capacity} open conversations (your capacity)")
-        await self.audit.record("accepted", cid, agent.id)
+    async def accept(self, agent: Agent, cid: str) -> Conversation:
+        """Take a queued conversation or a waiting ticket: exactly one agent wins, within its capacity."""
+        await self.store.require(cid)
+        try:
+            previous = await self.handoffs.transition(
+                cid,
+                Owner.ASSIGNED,
+                Move(
+                    agent.id,
+                    "accepted",
+                    owner=agent.id,
+                    capacity=0 if agent.supervisor else agent.capacity,
+                    fields={"assigned_at": str(int(time.time() * 1000))},
+                ),
+            )
+        except TransitionError as exc:
+            conv = await self.store.load(cid)
+            by = f" by {conv.owner}" if conv.owner else ""
+            raise Taken(f"conversation {cid} was already taken{by} (it is {exc.current})") from exc
         await self.store.append(
             cid,
             {
@@ -92,18 +81,26 @@ class Desk:
                 "role": "system",
                 "agent": agent.id,
                 "agent_name": agent.display_name or agent.name,
+                "from": previous.value,
             },
         )
         await self.notify({"type": "queue_changed"})
-        return await self.store.require(cid)
+        return await self.store.load(cid)
 
     async def decline(self, agent: Agent, cid: str, reason: str = "declined") -> None:
-        """Pass on an offer (or drop it): this agent is skipped for this conversation from now on."""
-        await self.redis.sadd(f"{self.prefix}conv:{cid}:skipped", agent.id)
-        await self.redis.expire(f"{self.prefix}conv:{cid}:skipped", 86400)
-        offer = await self.redis.hget(self.offers_key, cid)
-        if offer and json.loads(offer)["agent"] == agent.id:
-            await self.redis.hdel(self.offers_key, cid)
+        """Pass on an offer (or let it expire): this agent is skipped for this conversation from now on.
+        Only the agent the conversation was offered to — or a supervisor — can decline it."""
+        conv = await self.store.load(cid)
+        offer = await self.redis.hget(self.keys.offers, cid)
+        offered_to = json.loads(offer)["agent"] if offer else None
+        if not agent.supervisor and conv.state in IN_QUEUE and offered_to not in (None, agent.id):
+            raise Forbidden(f"conversation {cid} was offered to another agent")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(self.keys.skipped(cid), agent.id)
+            pipe.expire(self.keys.skipped(cid), DAY)
+            if offered_to == agent.id:
+                pipe.hdel(self.keys.offers, cid)
+            await pipe.execute()
         await self.audit.record(reason, cid, agent.id)
         await self.notify({"type": "queue_changed"})
 
@@ -113,7 +110,9 @@ class Desk:
     ) -> dict[str, Any]:
         conv = await self._owned(agent, cid)
         if not text.strip():
-            raise TriageError("the message is empty")
+            raise EmptyMessage()
+        if conv.state is not Owner.ASSIGNED:
+            raise Conflict(f"conversation {cid} is {conv.state}: accept it before replying")
         if client_msg_id:
             stored = await self.store.claim(cid, f"agent:{client_msg_id}")
             if stored is not None:
@@ -129,27 +128,27 @@ class Desk:
                 "client_msg_id": client_msg_id,
             },
         )
-        if not conv.get("first_response_at"):
+        if not conv.first_response_at:
             await self.store.update(cid, first_response_at=str(event["ts"]))
             await self._check_first_response(cid, conv, event["ts"])
         if client_msg_id:
             await self.store.complete(cid, f"agent:{client_msg_id}", event)
         return event
 
-    async def _check_first_response(self, cid: str, conv: dict[str, str], at_ms: int) -> None:
-        sla = json.loads(conv.get("handoff") or "{}").get("sla") or {}
-        due = sla.get("first_response_due")
-        if due and at_ms / 1000 > dt.datetime.fromisoformat(due).timestamp():
-            await self.record_breach(cid, "first_response", conv.get("owner", ""))
+    async def _check_first_response(self, cid: str, conv: Conversation, at_ms: int) -> None:
+        if conv.handoff and at_ms / 1000 > conv.handoff.sla.first_due_ts():
+            await self.record_breach(cid, "first_response", conv.owner)
 
     async def record_breach(self, cid: str, kind: str, actor: str) -> None:
-        if await self.redis.hsetnx(self.store.key(cid), f"breached_{kind}", str(int(time.time() * 1000))):
-            await self.redis.zadd(f"{self.prefix}breaches", {f"{cid}:{kind}": time.time()})
+        if await self.redis.hsetnx(self.keys.handoff(cid), f"breached_{kind}", str(int(time.time() * 1000))):
+            await self.redis.zadd(self.keys.breaches, {f"{cid}:{kind}": time.time()})
             await self.audit.record("breached", cid, actor or "system", kind=kind)
 
     async def note(self, agent: Agent, cid: str, text: str) -> dict[str, Any]:
         """An internal note: in the transcript for agents, never sent to the user."""
         await self._owned(agent, cid)
+        if not text.strip():
+            raise EmptyMessage()
         return await self.store.append(
             cid,
             {
@@ -163,26 +162,35 @@ class Desk:
         )
 
     # ---------------------------------------------------------- ownership
-    async def _release(self, cid: str, conv: dict[str, str]) -> None:
-        owner = conv.get("owner")
-        if owner:
-            await self.redis.srem(self.open_key(owner), cid)
-
     async def transfer(
         self, agent: Agent, cid: str, note: str = "", to_agent: str | None = None, to_group: str | None = None
     ) -> dict[str, Any]:
         """Back to the queue (a skill group), optionally offered first to a named agent, with a note."""
         conv = await self._owned(agent, cid)
-        handoff = json.loads(conv.get("handoff") or "{}")
-        group = to_group or handoff.get("group", "zh")
-        await self.store.transition(
-            cid, Owner.QUEUED, owner="", handoff=json.dumps({**handoff, "group": group}, ensure_ascii=False)
+        group = Group(to_group) if to_group else conv.group
+        handoff = conv.handoff
+        fields: dict[str, str] = {"group": group.value, "assigned_at": ""}
+        if handoff is not None:
+            fields["handoff"] = json.dumps({**handoff.to_dict(), "group": group.value}, ensure_ascii=False)
+        severity = handoff.severity.value if handoff else conv.severity.value
+        await self.handoffs.transition(
+            cid,
+            Owner.QUEUED,
+            Move(
+                agent.id,
+                "transferred",
+                group=group,
+                score=queue_score(severity, int(time.time() * 1000), conv.customer.vip_tier),
+                fields=fields,
+                detail={"to_agent": to_agent, "to_group": group.value},
+            ),
         )
-        await self._release(cid, conv)
-        await self.redis.sadd(f"{self.prefix}conv:{cid}:skipped", agent.id)
-        await self.queue.enqueue(cid, group, handoff.get("severity", "normal"), int(time.time() * 1000))
-        if to_agent:
-            await self.redis.hset(f"{self.prefix}conv:{cid}:prefer", "agent", to_agent)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(self.keys.skipped(cid), agent.id)
+            pipe.expire(self.keys.skipped(cid), DAY)
+            if to_agent:
+                pipe.set(self.keys.prefer(cid), to_agent, ex=DAY)
+            await pipe.execute()
         if note:
             await self.store.append(
                 cid,
@@ -199,63 +207,81 @@ class Desk:
             cid,
             {"type": "message", "role": "system", "text": "正在为您转接其他客服，请稍候。", "transfer": True},
         )
-        await self.audit.record("transferred", cid, agent.id, to_agent=to_agent, to_group=group)
         await self.notify({"type": "queue_changed"})
-        return {"conversation_id": cid, "state": "queued", "group": group}
+        return {"conversation_id": cid, "state": "queued", "group": group.value}
 
     async def resolve(self, agent: Agent, cid: str) -> dict[str, Any]:
+        """Close it: the owner, or a supervisor for any conversation waiting for or held by a human (a
+        queued one leaves the queue; a ticket is resolved with it)."""
         conv = await self._owned(agent, cid)
         try:
-            await self.store.transition(cid, Owner.RESOLVED, resolved_at=str(int(time.time() * 1000)))
+            await self.handoffs.transition(
+                cid,
+                Owner.RESOLVED,
+                Move(agent.id, "resolved", fields={"resolved_at": str(int(time.time() * 1000))}),
+            )
         except TransitionError as exc:
             raise Taken(str(exc)) from exc
-        await self._release(cid, conv)
-        if conv.get("assigned_at"):
-            handled = time.time() - int(conv["assigned_at"]) / 1000
-            await self.redis.lpush(f"{self.prefix}handle_times", f"{handled:.1f}")
-            await self.redis.ltrim(f"{self.prefix}handle_times", 0, 49)
-        await self.store.append(cid, {"type": "resolved", "role": "system", "agent": agent.id})
+        if conv.assigned_at:
+            handled = time.time() - conv.assigned_at / 1000
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.lpush(self.keys.handle_times, f"{handled:.1f}")
+                pipe.ltrim(self.keys.handle_times, 0, 49)
+                await pipe.execute()
+        await self.store.append(
+            cid, {"type": "resolved", "role": "system", "agent": agent.id, "ticket_id": conv.ticket_id}
+        )
         await self.store.append(cid, {"type": "csat_request", "role": "system"})
-        await self.audit.record("resolved", cid, agent.id)
         await self.notify({"type": "queue_changed"})
-        return {"conversation_id": cid, "state": "resolved"}
+        return {"conversation_id": cid, "state": "resolved", "ticket_id": conv.ticket_id}
 
     async def handback(self, agent: Agent, cid: str) -> dict[str, Any]:
-        conv = await self._owned(agent, cid)
-        await self.store.transition(
-            cid, Owner.BOT, owner="", pending="", last_answer_intent="", fallback_count="0"
-        )
-        await self._release(cid, conv)
-        group = json.loads(conv.get("handoff") or "{}").get("group", "zh")
-        await self.queue.remove(cid, group)
+        """Give the conversation back to the bot (a waiting ticket is cancelled with it)."""
+        await self._owned(agent, cid)
+        try:
+            await self.handoffs.transition(cid, Owner.BOT, Move(agent.id, "handed_back"))
+        except TransitionError as exc:
+            raise Taken(str(exc)) from exc
+        await self.store.update(cid, pending="", last_answer_intent="", fallback_count="0")
         await self.store.append(cid, {"type": "handback", "role": "system", "agent": agent.id})
-        await self.audit.record("handed_back", cid, agent.id)
         await self.notify({"type": "queue_changed"})
         return {"conversation_id": cid, "state": "bot"}
 
     # --------------------------------------------------------------- views
-    async def queue_snapshot(self, groups: tuple[str, ...] = ("zh", "en")) -> list[dict[str, Any]]:
+    async def queue_snapshot(self, groups: tuple[Group, ...] = GROUPS) -> list[dict[str, Any]]:
+        """What agents see in their queue: live handoffs and waiting tickets, in the order they are offered."""
         items = []
         for group in groups:
-            for position, cid in enumerate(await self.redis.zrange(self.queue.key(group), 0, 199), 1):
-                conv = await self.store.get(cid)
-                if conv is None:
+            ids = await self.handoffs.queued(group, 0, 199)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for cid in ids:
+                    pipe.hgetall(self.store.key(cid))
+                    pipe.hgetall(self.keys.handoff(cid))
+                pipe.hgetall(self.keys.offers)
+                rows = await pipe.execute()
+            offers = {k: json.loads(v)["agent"] for k, v in rows[-1].items()}
+            for position, cid in enumerate(ids, 1):
+                record, desk = rows[2 * (position - 1)], rows[2 * (position - 1) + 1]
+                if not record:
                     continue
-                handoff = json.loads(conv.get("handoff") or "{}")
-                offer = await self.redis.hget(self.offers_key, cid)
+                conv = Conversation.from_redis({**record, **desk})
+                handoff = conv.handoff
                 items.append(
                     {
                         "conversation_id": cid,
-                        "group": group,
+                        "group": group.value,
                         "position": position,
-                        "severity": handoff.get("severity", "normal"),
-                        "reason": handoff.get("reason"),
-                        "intent": handoff.get("intent"),
-                        "sla": handoff.get("sla"),
-                        "queued_at": int(conv.get("queued_at") or 0),
-                        "channel": conv.get("channel"),
-                        "escalated": bool(conv.get("escalated")),
-                        "offered_to": json.loads(offer)["agent"] if offer else None,
+                        "state": conv.state.value,
+                        "ticket_id": conv.ticket_id,
+                        "severity": handoff.severity.value if handoff else conv.severity.value,
+                        "reason": handoff.reason if handoff else None,
+                        "intent": handoff.intent if handoff else None,
+                        "sla": handoff.sla.to_dict() if handoff else None,
+                        "queued_at": conv.queued_at,
+                        "channel": conv.channel,
+                        "vip_tier": conv.customer.vip_tier,
+                        "escalated": conv.escalated,
+                        "offered_to": offers.get(cid),
                     }
                 )
         return items

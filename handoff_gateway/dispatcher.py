@@ -17,34 +17,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot.store.queue import SEVERITY_SPAN
+from bot.contracts.conversation import Conversation
+from bot.ownership import IN_QUEUE, Owner
+from bot.vocabulary import GROUPS, INTENT_AREA
 from handoff_gateway.agents import Agent
 from handoff_gateway.alerts import send_alert
 from handoff_gateway.desk import Desk
 from handoff_gateway.rota import Rota
 
 logger = logging.getLogger(__name__)
-GROUPS = ("zh", "en")
-# The product area of a handed-off intent: agents with that area among their skills are offered it first.
-INTENT_AREA = {
-    "invoice_verification_failed": "invoice",
-    "invoice_recognition_failed": "invoice",
-    "invoice_upload_failed": "invoice",
-    "invoice_duplicate": "invoice",
-    "invoice_title_mismatch": "invoice",
-    "invoice_archive": "invoice",
-    "login_failed": "account",
-    "password_reset": "account",
-    "account_permission": "account",
-    "reimbursement_submit_failed": "expense",
-    "approval_flow_issue": "approval",
-    "payment_status": "payment",
-    "export_failed": "export",
-    "api_integration": "integration",
-    "data_missing": "platform",
-    "system_outage": "platform",
-    "policy_question": "policy",
-}
 
 
 @dataclass
@@ -61,8 +42,9 @@ class Dispatcher:
     def __init__(self, desk: Desk, rota: Rota, config: DispatchConfig) -> None:
         self.desk, self.rota, self.config = desk, rota, config
         self.redis: Any = desk.redis
-        self.prefix = desk.prefix
-        self._lock_key = f"{self.prefix}dispatch:lock"
+        self.keys = desk.keys
+        self._lock_key = self.keys.dispatch_lock
+        self._last_trim = 0.0
         self._me = secrets.token_hex(4)
         self._wake = asyncio.Event()
         self._stopped = False
@@ -76,7 +58,7 @@ class Dispatcher:
         while not self._stopped:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(f"{self.prefix}desk")
+                await pubsub.subscribe(self.keys.desk_channel)
                 while not self._stopped:
                     if await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0) is not None:
                         self.wake()
@@ -123,12 +105,15 @@ class Dispatcher:
         for group in GROUPS:
             await self.offer(group)
             await self.update_positions(group)
+        if time.time() - self._last_trim > 60:
+            await self.desk.handoffs.trim()
+            self._last_trim = time.time()
 
     # ------------------------------------------------------------- agents
     async def available(self, group: str, cid: str) -> list[tuple[Agent, int]]:
         """Agents who could take ``cid``: online, on duty, skilled, under capacity, not skipped, no other offer."""
-        skipped = await self.redis.smembers(f"{self.prefix}conv:{cid}:skipped")
-        offers = [json.loads(v)["agent"] for v in (await self.redis.hgetall(self.desk.offers_key)).values()]
+        skipped = await self.redis.smembers(self.keys.skipped(cid))
+        offers = [json.loads(v)["agent"] for v in (await self.redis.hgetall(self.keys.offers)).values()]
         result = []
         for agent in await self.desk.agents.all():
             if agent.supervisor or agent.id in skipped or agent.id in offers or group not in agent.skills:
@@ -158,17 +143,18 @@ class Dispatcher:
 
     # ------------------------------------------------------------- offers
     async def offer(self, group: str) -> None:
-        for cid in await self.redis.zrange(self.desk.queue.key(group), 0, 49):
-            if await self.redis.hexists(self.desk.offers_key, cid):
+        for cid in await self.desk.handoffs.queued(group, 0, 49):
+            if await self.redis.hexists(self.keys.offers, cid):
                 continue
             candidates = await self.available(group, cid)
             if not candidates:
                 continue
-            preferred = await self.redis.hget(f"{self.prefix}conv:{cid}:prefer", "agent")
-            conv = await self.desk.store.get(cid) or {}
-            area = INTENT_AREA.get(json.loads(conv.get("handoff") or "{}").get("intent") or "")
+            preferred = await self.redis.get(self.keys.prefer(cid))
+            record = await self.desk.store.get(cid)
+            handoff = Conversation.from_redis(record).handoff if record else None
+            area = INTENT_AREA.get(handoff.intent or "") if handoff else None
             idle = {
-                a.id: float(await self.redis.hget(f"{self.prefix}presence:{a.id}", "idle_since") or 0)
+                a.id: float(await self.redis.hget(self.keys.presence(a.id), "idle_since") or 0)
                 for a, _ in candidates
             }
             # A transfer's named agent first; then product-area skill, fewest open chats, longest idle.
@@ -182,9 +168,7 @@ class Dispatcher:
             )
             agent = candidates[0][0]
             expires = time.time() + self.config.offer_timeout_s
-            await self.redis.hset(
-                self.desk.offers_key, cid, json.dumps({"agent": agent.id, "expires": expires})
-            )
+            await self.redis.hset(self.keys.offers, cid, json.dumps({"agent": agent.id, "expires": expires}))
             await self.desk.audit.record("offered", cid, "system", agent=agent.id)
             await self.desk.notify(
                 {
@@ -198,66 +182,74 @@ class Dispatcher:
 
     async def expire_offers(self) -> None:
         now = time.time()
-        for cid, raw in (await self.redis.hgetall(self.desk.offers_key)).items():
+        for cid, raw in (await self.redis.hgetall(self.keys.offers)).items():
             offer = json.loads(raw)
-            conv = await self.desk.store.get(cid)
-            if conv is None or conv.get("state") != "queued":
-                await self.redis.hdel(self.desk.offers_key, cid)
+            state = await self.desk.handoffs.state(cid)
+            if state not in IN_QUEUE:
+                await self.redis.hdel(self.keys.offers, cid)
                 continue
             if now >= offer["expires"]:
                 agent = await self.desk.agents.get(offer["agent"])
                 if agent:
                     await self.desk.decline(agent, cid, reason="offer_expired")
-                await self.redis.hdel(self.desk.offers_key, cid)
+                await self.redis.hdel(self.keys.offers, cid)
 
     # ---------------------------------------------------------------- SLA
     async def escalate(self) -> None:
+        """Live handoffs and tickets alike: breach records past the first-response due time, and one
+        escalation (priority rises, consoles alerted, on-call paged) at ``escalate_at`` of the target."""
         now = time.time()
         for group in GROUPS:
-            for cid in await self.redis.zrange(self.desk.queue.key(group), 0, -1):
-                conv = await self.desk.store.get(cid)
-                if conv is None:
+            for cid in await self.desk.handoffs.queued(group):
+                record = await self.desk.store.get(cid)
+                conv = Conversation.from_redis(record) if record else None
+                if conv is None or conv.handoff is None:
                     continue
-                sla = json.loads(conv.get("handoff") or "{}").get("sla") or {}
-                if not sla:
-                    continue
-                started = dt.datetime.fromisoformat(sla["started_at"]).timestamp()
-                due = dt.datetime.fromisoformat(sla["first_response_due"]).timestamp()
+                sla = conv.handoff.sla
+                started, due = sla.started_ts(), sla.first_due_ts()
+                if sla.scheduled_from:  # a ticket promised from the next shift: its clock starts then
+                    started = dt.datetime.fromisoformat(sla.scheduled_from).timestamp()
                 if now >= due:
                     await self.desk.record_breach(cid, "first_response", "system")
-                if not conv.get("escalated") and now >= started + (due - started) * self.config.escalate_at:
-                    await self._escalate(cid, conv, group, due - now)
+                if not conv.escalated and now >= started + (due - started) * self.config.escalate_at:
+                    await self._escalate(conv, group, due - now)
 
-    async def _escalate(self, cid: str, conv: dict[str, str], group: str, remaining: float) -> None:
-        await self.desk.store.update(cid, escalated=str(int(time.time() * 1000)))
-        # Priority rises: ahead of everything not escalated, keeping the order among escalated ones.
-        score = float(await self.redis.zscore(self.desk.queue.key(group), cid) or 0)
-        await self.redis.zadd(self.desk.queue.key(group), {cid: -SEVERITY_SPAN + score % SEVERITY_SPAN})
-        await self.desk.audit.record("escalated", cid, "system", remaining_seconds=round(remaining))
+    async def _escalate(self, conv: Conversation, group: str, remaining: float) -> None:
+        cid = conv.conversation_id
+        escalated = await self.desk.handoffs.escalate(
+            cid, group, {"remaining_seconds": round(remaining), "ticket_id": conv.ticket_id}
+        )
+        if not escalated:
+            return
+        severity = conv.handoff.severity.value if conv.handoff else None
         alert = {
             "type": "alert",
             "conversation_id": cid,
+            "ticket_id": conv.ticket_id,
             "group": group,
             "remaining_seconds": round(remaining),
-            "severity": json.loads(conv.get("handoff") or "{}").get("severity"),
+            "severity": severity,
         }
         await self.desk.notify(alert)
         await send_alert(
             self.config.alert_webhook,
             "SLA 即将超时 / SLA about to be breached",
-            f"conversation `{cid}` ({group}) has {max(0, round(remaining))} s left for a first response",
+            f"{'ticket ' + conv.ticket_id if conv.ticket_id else 'conversation'} `{cid}` ({group}, {severity}) "
+            f"has {max(0, round(remaining))} s left for a first response",
         )
 
     # ------------------------------------------------------------ positions
     async def eta_per_position(self) -> float:
-        recent = [float(x) for x in await self.redis.lrange(f"{self.prefix}handle_times", 0, 49)]
+        recent = [float(x) for x in await self.redis.lrange(self.keys.handle_times, 0, 49)]
         return sum(recent) / len(recent) if recent else float(self.config.average_handle_seconds)
 
     async def update_positions(self, group: str) -> None:
         """Waiting users see their position and expected wait, updated as it changes."""
         per = await self.eta_per_position()
-        for position, cid in enumerate(await self.redis.zrange(self.desk.queue.key(group), 0, 199), 1):
-            previous = await self.redis.hget(self.desk.store.key(cid), "position")
+        for position, cid in enumerate(await self.desk.handoffs.queued(group, 0, 199), 1):
+            state, previous = await self.redis.hmget(self.keys.handoff(cid), "state", "position")
+            if state != Owner.QUEUED:  # a ticket's user is not waiting on the line
+                continue
             if previous != str(position):
                 await self.desk.store.update(cid, position=str(position))
                 if previous is not None:

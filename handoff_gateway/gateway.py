@@ -4,29 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import time
 from typing import Any
 
+from bot.cpu import CpuPool
+from bot.engine import DeskHooks
 from bot.settings import Settings
 from bot.store.conversations import ConversationStore
-from bot.store.queue import HandoffQueue
-from bot.store.tickets import TicketStore
+from bot.store.handoffs import HandoffStore
+from bot.vocabulary import GROUPS
 from handoff_gateway.agents import Agent, AgentStore
 from handoff_gateway.alerts import send_alert
 from handoff_gateway.audit import Audit
 from handoff_gateway.desk import Desk
-from handoff_gateway.dispatcher import GROUPS, DispatchConfig, Dispatcher
+from handoff_gateway.dispatcher import DispatchConfig, Dispatcher
 from handoff_gateway.rota import Rota
 
 
 class Gateway:
     def __init__(
-        self, settings: Settings, store: ConversationStore, queue: HandoffQueue, tickets: TicketStore
+        self,
+        settings: Settings,
+        store: ConversationStore,
+        handoffs: HandoffStore,
+        cpu: CpuPool | None = None,
     ) -> None:
         redis = store.redis
-        self.agents = AgentStore(redis, settings.redis_prefix, settings.agent_session_hours)
-        self.desk = Desk(store, queue, self.agents, Audit(redis, settings.redis_prefix))
-        self.tickets = tickets
+        self.agents = AgentStore(redis, settings.redis_prefix, settings.agent_session_hours, cpu=cpu)
+        self.desk = Desk(store, handoffs, self.agents, Audit(redis, settings.redis_prefix))
+        self.handoffs = handoffs
         self.rota = Rota.from_file(settings.rota_file, settings.timezone)
         self.dispatcher = Dispatcher(
             self.desk,
@@ -39,6 +46,25 @@ class Gateway:
             ),
         )
         self._tasks: list[asyncio.Task[None]] = []
+
+    def hooks(self) -> DeskHooks:
+        """What the conversation engine needs from the desk."""
+        return DeskHooks(self.dispatcher.anyone_on_duty, self.next_on_duty, self.on_queued, self.on_ticket)
+
+    async def next_on_duty(self, group: str) -> dt.datetime | None:
+        """When the next shift of an agent who reads ``group`` starts — None when the rota does not say
+        (no rota, or a shift runs now and its agent is only away for a moment)."""
+        now = dt.datetime.now(dt.UTC)
+        starts = []
+        for agent in await self.agents.all():
+            if agent.supervisor or group not in agent.skills:
+                continue
+            if self.rota.on_duty(agent.name, now):
+                return None
+            start = self.rota.next_start(agent.name, now)
+            if start is not None:
+                starts.append(start)
+        return min(starts, default=None)
 
     def start(self) -> None:
         self._tasks = [
@@ -58,14 +84,11 @@ class Gateway:
     async def on_queued(self, conversation_id: str) -> None:
         """The engine queued a conversation: wake this process's dispatcher and every console."""
         self.dispatcher.wake()
-        await self.desk.audit.record("queued", conversation_id, "bot")
         await self.desk.notify({"type": "queue_changed"})
 
     async def on_ticket(self, ticket: dict[str, Any]) -> None:
-        """Nobody was on duty: the ticket is open and the on-call alert fires."""
-        await self.desk.audit.record(
-            "ticket_opened", ticket["conversation_id"], "bot", ticket_id=ticket["ticket_id"]
-        )
+        """Nobody was on duty: the ticket waits in the queue for the next agent, and on-call is paged."""
+        await self.desk.notify({"type": "queue_changed"})
         await send_alert(
             self.dispatcher.config.alert_webhook,
             f"新工单 {ticket['ticket_id']}（无人值班）",
@@ -76,7 +99,7 @@ class Gateway:
     async def set_presence(self, agent: Agent, status: str) -> None:
         await self.agents.set_presence(agent.id, status)
         if status == "online":
-            await self.desk.redis.hsetnx(f"{self.desk.prefix}presence:{agent.id}", "idle_since", time.time())
+            await self.desk.redis.hsetnx(self.desk.keys.presence(agent.id), "idle_since", time.time())
         await self.desk.audit.record("presence", "", agent.id, status=status)
         await self.desk.notify({"type": "presence", "agent": agent.id, "status": status})
         self.dispatcher.wake()
@@ -93,9 +116,10 @@ class Gateway:
                     "open": sorted(await self.agents.open_conversations(agent.id)),
                 }
             )
-        breaches = await self.desk.redis.zrange(f"{self.desk.prefix}breaches", -100, -1, withscores=True)
+        breaches = await self.desk.redis.zrange(self.desk.keys.breaches, -100, -1, withscores=True)
         return {
-            "queues": {g: [i for i in await self.desk.queue_snapshot((g,))] for g in GROUPS},
+            "queues": {g.value: await self.desk.queue_snapshot((g,)) for g in GROUPS},
+            "tickets": await self.handoffs.tickets("open"),
             "agents": agents,
             "breaches": [
                 {"conversation_id": k.rsplit(":", 1)[0], "kind": k.rsplit(":", 1)[1], "at": at}

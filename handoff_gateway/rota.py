@@ -73,6 +73,19 @@ class Rota:
             ) from exc
         return cls(shifts, timezone)
 
+    def next_start(self, agent_name: str, now: dt.datetime) -> dt.datetime | None:
+        """The start of ``agent_name``'s next shift after ``now`` (None: named in no shift)."""
+        zone = ZoneInfo(self.timezone)
+        moment = now.astimezone(zone)
+        starts = [
+            dt.datetime.combine(moment.date() + dt.timedelta(days=ahead), shift.start, zone)
+            for shift in self.shifts
+            if agent_name in shift.agents
+            for ahead in range(8)
+            if (moment.date() + dt.timedelta(days=ahead)).weekday() in shift.days
+        ]
+        return min((s for s in starts if s > moment), default=None)
+
     def on_duty(self, agent_name: str, now: dt.datetime | None = None) -> bool:
         moment = (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(self.timezone))
         mine = [s for s in self.shifts if agent_name in s.agents]

@@ -5,6 +5,12 @@ from then on: queue updates, ``offer`` frames for this agent, ``alert`` frames (
 event of the conversations the agent owns (``message``, ``note``, ``typing``, ``resolved`` … with their
 ``conversation_id`` and ``seq``) — from whichever process wrote them. Client frames: ``accept``, ``decline``,
 ``message``, ``typing``, ``note``, ``transfer``, ``resolve``, ``handback``, ``presence``.
+
+All of it comes through the process's event hub (``bot.app.hub``): the connection follows the conversations
+the agent owns and listens to the desk, holding no Redis connection of its own. After a Redis restart the
+hub re-syncs the followed conversations and says ``Resynced``: the connection re-asserts its presence (an
+agent who was online is online again, even if Redis lost it) and re-sends the queue snapshot. A failing
+background task closes the socket with 1011.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.app.background import cancel_all
-from bot.app.errors import classify, describe
+from bot.app.background import supervise
+from bot.app.errors import REDIS_DOWN, classify, describe
+from bot.app.hub import DeskEvent, EventHub, Events, Failed, Follow, Inbox, Notice, Resynced, Typing
 from bot.errors import AuthError, InputError
 from handoff_gateway.agents import Agent
 from handoff_gateway.gateway import Gateway
@@ -42,9 +49,11 @@ class AgentFrame(BaseModel):
 
 
 class AgentConnection:
-    def __init__(self, ws: WebSocket, gw: Gateway, agent: Agent, heartbeat_s: float) -> None:
-        self.ws, self.gw, self.agent, self.heartbeat_s = ws, gw, agent, heartbeat_s
-        self.seen: dict[str, int] = {}  # conversation id -> last seq sent
+    def __init__(self, ws: WebSocket, gw: Gateway, hub: EventHub, agent: Agent, heartbeat_s: float) -> None:
+        self.ws, self.gw, self.hub, self.agent, self.heartbeat_s = ws, gw, hub, agent, heartbeat_s
+        self.inbox = Inbox()
+        self.follows: dict[str, Follow] = {}  # the conversations this agent owns
+        self.status = "online"  # the presence this console asserts (re-asserted after a Redis restart)
         self._send_lock = asyncio.Lock()
 
     async def send(self, kind: str, **fields: Any) -> None:
@@ -54,33 +63,68 @@ class AgentConnection:
     async def send_queue(self) -> None:
         await self.send("queue", items=await self.gw.desk.queue_snapshot())
 
-    async def desk_events(self) -> None:
-        """Queue changes, offers and alerts from any process, through Redis pub/sub."""
-        prefix = self.gw.desk.prefix
-        pubsub = self.gw.desk.redis.pubsub()
-        await pubsub.subscribe(f"{prefix}desk", f"{prefix}desk:agent:{self.agent.id}")
-        await pubsub.psubscribe(f"{prefix}conv:*:typing")
-        try:
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is None:
-                    continue
-                event = json.loads(message["data"])
-                if message["type"] == "pmessage":  # the user is typing in one of this agent's conversations
-                    cid = message["channel"].removeprefix(f"{prefix}conv:").removesuffix(":typing")
-                    if event.get("role") == "user" and cid in self.seen:
-                        await self.send("typing", conversation_id=cid, role="user", ephemeral=True)
-                    continue
-                if event["type"] in ("queue_changed", "presence"):
-                    await self.send_queue()
-                elif event["type"] == "offer":
-                    card = await self._summary(event["conversation_id"])
-                    await self.send("offer", **event, **card)
-                elif event["type"] == "alert":
-                    await self.send("alert", **{k: v for k, v in event.items() if k != "type"})
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
+    async def start(self) -> None:
+        """Listen to the desk, follow the owned conversations, and say hello with the queue."""
+        self.hub.listen_desk(self.agent.id, self.inbox)
+        await self.gw.set_presence(self.agent, self.status)
+        await self.send("hello", agent=self.agent.public())
+        await self.send_queue()
+        await self.refresh_owned()
+
+    def stop(self) -> None:
+        self.hub.unlisten_desk(self.inbox)
+        for follow in self.follows.values():
+            self.hub.unfollow(follow)
+        self.follows.clear()
+
+    async def refresh_owned(self) -> None:
+        """Follow conversations newly owned (their whole transcript first), drop those no longer owned."""
+        owned = await self.gw.agents.open_conversations(self.agent.id)
+        for cid in owned - self.follows.keys():
+            self.follows[cid] = self.hub.follow(cid, 0, self.inbox)
+        for cid in self.follows.keys() - owned:
+            self.hub.unfollow(self.follows.pop(cid))
+
+    async def deliver(self) -> None:
+        """What the hub hands this console, in order. Redis being away skips a step (the hub's re-sync
+        redoes it) instead of ending the connection; any other failure ends it (supervised: 1011)."""
+        while True:
+            notice = await self.inbox.get()
+            try:
+                await self._on(notice)
+            except REDIS_DOWN as exc:
+                logger.info("agent %s: %s skipped while Redis is away (%r)", self.agent.id, notice, exc)
+
+    async def _on(self, notice: Notice | None) -> None:
+        if isinstance(notice, Events):
+            if self.follows.get(notice.cid) is notice.follow:  # not from an earlier, dropped follow
+                for event in notice.events:
+                    fields = {k: v for k, v in event.items() if k != "type"}
+                    await self.send(event["type"], conversation_id=notice.cid, **fields)
+        elif isinstance(notice, Typing):
+            if notice.role == "user" and notice.cid in self.follows:
+                await self.send("typing", conversation_id=notice.cid, role="user", ephemeral=True)
+        elif isinstance(notice, DeskEvent):
+            await self._desk_event(notice.event)
+        elif isinstance(notice, Resynced):
+            await self.gw.set_presence(self.agent, self.status)
+            await self.refresh_owned()
+            await self.send_queue()
+        elif isinstance(notice, Failed):
+            raise notice.error
+
+    async def _desk_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "presence" and event.get("agent") == self.agent.id:
+            self.status = str(event.get("status", self.status))  # set here, over REST or from another tab
+        if kind in ("queue_changed", "presence"):
+            await self.refresh_owned()
+            await self.send_queue()
+        elif kind == "offer":
+            card = await self._summary(event["conversation_id"])
+            await self.send("offer", **event, **card)
+        elif kind == "alert":
+            await self.send("alert", **{k: v for k, v in event.items() if k != "type"})
 
     async def _summary(self, cid: str) -> dict[str, Any]:
         conv = await self.gw.desk.store.get(cid) or {}
@@ -94,38 +138,21 @@ class AgentConnection:
             "channel": conv.get("channel"),
         }
 
-    async def conversation_events(self) -> None:
-        """Every event of the conversations this agent owns, in order, once (XREAD over their streams)."""
-        store = self.gw.desk.store
-        while True:
-            owned = await self.gw.agents.open_conversations(self.agent.id)
-            for cid in owned - self.seen.keys():
-                self.seen[cid] = 0
-            for cid in set(self.seen) - owned:
-                self.seen.pop(cid)
-            if not self.seen:
-                await asyncio.sleep(0.3)
-                await self.gw.agents.heartbeat(self.agent.id)
-                continue
-            streams = {store.events_key(cid): f"{seq}-0" for cid, seq in self.seen.items()}
-            result = await store.redis.xread(streams, block=1000, count=200)
-            await self.gw.agents.heartbeat(self.agent.id)
-            for key, entries in result or []:
-                cid = key.removeprefix(f"{store.prefix}conv:").removesuffix(":events")
-                for event in store._decode(entries):
-                    if cid in self.seen and event["seq"] > self.seen[cid]:
-                        await self.send(event.pop("type"), conversation_id=cid, **event)
-                        self.seen[cid] = event["seq"]
-
     async def heartbeats(self) -> None:
+        """Keep presence alive and re-check ownership every interval; Redis away: just the frame."""
         while True:
             await asyncio.sleep(self.heartbeat_s)
-            await self.gw.agents.heartbeat(self.agent.id)
+            try:
+                await self.gw.agents.heartbeat(self.agent.id)
+                await self.refresh_owned()
+            except REDIS_DOWN as exc:
+                logger.debug("agent %s heartbeat not stored: %r", self.agent.id, exc)
             await self.send("heartbeat")
 
     async def handle(self, frame: AgentFrame) -> None:
         desk, agent, cid = self.gw.desk, self.agent, frame.conversation_id or ""
         if frame.type == "presence" and frame.status:
+            self.status = frame.status
             await self.gw.set_presence(agent, frame.status)
             await self.send("presence", status=frame.status)
             return
@@ -136,7 +163,8 @@ class AgentConnection:
             raise InputError(f"{frame.type!r} needs a conversation_id")
         if frame.type == "accept":
             conv = await desk.accept(agent, cid)
-            await self.send("accept", conversation_id=cid, state=conv["state"])
+            await self.refresh_owned()
+            await self.send("accept", conversation_id=cid, state=str(conv.state))
         elif frame.type == "decline":
             await desk.decline(agent, cid)
             self.gw.dispatcher.wake()
@@ -146,7 +174,7 @@ class AgentConnection:
         elif frame.type == "note":
             await desk.note(agent, cid, frame.text or "")
         elif frame.type == "typing":
-            await desk.redis.publish(f"{desk.prefix}conv:{cid}:typing", json.dumps({"role": "agent"}))
+            await desk.redis.publish(desk.store.keys.typing_channel, json.dumps({"c": cid, "role": "agent"}))
         elif frame.type == "transfer":
             await self.send(
                 "transfer",
@@ -204,17 +232,17 @@ async def agent_socket(ws: WebSocket) -> None:
         return
     except WebSocketDisconnect:
         return
-    connection = AgentConnection(ws, gw, agent, ws.app.state.settings.heartbeat_seconds)
-    await gw.set_presence(agent, "online")
-    await connection.send("hello", agent=agent.public())
-    await connection.send_queue()
-    tasks = [
-        asyncio.create_task(coro)
-        for coro in (connection.desk_events(), connection.conversation_events(), connection.heartbeats())
-    ]
+    hub: EventHub = ws.app.state.hub
+    connection = AgentConnection(ws, gw, hub, agent, ws.app.state.settings.heartbeat_seconds)
     try:
-        await connection.read()
+        await connection.start()
+        await supervise(
+            ws,
+            connection.read(),
+            {"deliver": connection.deliver(), "heartbeats": connection.heartbeats()},
+            agent_id=agent.id,
+        )
     except WebSocketDisconnect:
         pass
     finally:
-        await cancel_all(tasks)
+        connection.stop()

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 import redis as sync_redis
+from pydantic import SecretStr
 
 from bot.kb.search import KnowledgeBase
 from bot.nlu.pipeline import NLUPipeline
 from bot.nlu.training_data import load_training_data
 from bot.settings import Settings
+from tests.identity_tokens import SECRET as IDENTITY_SECRET
 from tests.live import RedisServer, reachable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,4 +97,5 @@ def settings(tmp_path: Path, redis_url: str, redis_prefix: str, model_dir: Path)
         heartbeat_seconds=0.5,
         on_duty=True,  # the conversation tests queue without signed-in agents; gateway tests use presence
         rota_file=tmp_path / "no-rota.yml",
+        identity_secret=SecretStr(IDENTITY_SECRET),  # tests/identity_tokens.py signs with it
     )

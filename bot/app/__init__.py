@@ -1,39 +1,41 @@
-"""The FastAPI application: ``create_app(settings)``."""
+"""The bot's FastAPI application: ``build_app(settings, extensions=...)``.
+
+The whole product (bot + human desk) is composed in :mod:`triagebot.app`; ``bot`` never imports the handoff
+gateway — the desk plugs in as an :class:`~bot.app.extension.AppExtension` through ``Services.desk``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-import handoff_gateway
 from bot.app import errors
+from bot.app.extension import AppExtension
+from bot.app.hub import EventHub
 from bot.app.routes_chat import router as chat_router
 from bot.app.routes_ops import router as ops_router
 from bot.app.routes_rasa import router as rasa_router
 from bot.app.ws_chat import router as ws_router
+from bot.channels.registry import build_channels
+from bot.cpu import CpuPool
 from bot.engine import Engine, Services
 from bot.kb.search import KnowledgeBase
 from bot.metrics import Metrics
 from bot.nlu.pipeline import NLUPipeline
 from bot.nlu.training_data import load_training_data
+from bot.outbox import Outbox
 from bot.settings import Settings
 from bot.store.connection import connect
 from bot.store.conversations import ConversationStore
-from bot.store.queue import HandoffQueue
-from bot.store.tickets import TicketStore
-from handoff_gateway.api import router as agents_router
-from handoff_gateway.gateway import Gateway
-from handoff_gateway.ws_agent import router as ws_agent_router
+from bot.store.handoffs import HandoffStore
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "static"
-CONSOLE_STATIC = Path(handoff_gateway.__file__).resolve().parent / "static"
 
 
 def load_understanding(settings: Settings) -> tuple[NLUPipeline, KnowledgeBase]:
@@ -50,8 +52,11 @@ def load_understanding(settings: Settings) -> tuple[NLUPipeline, KnowledgeBase]:
     return nlu, kb
 
 
-def create_app(
-    settings: Settings | None = None, nlu: NLUPipeline | None = None, kb: KnowledgeBase | None = None
+def build_app(
+    settings: Settings | None = None,
+    nlu: NLUPipeline | None = None,
+    kb: KnowledgeBase | None = None,
+    extensions: Sequence[AppExtension] = (),
 ) -> FastAPI:
     settings = settings or Settings()
 
@@ -64,35 +69,45 @@ def create_app(
             connect, settings.redis_url, settings.var_dir, settings.redis_max_connections
         )
         retention = settings.transcript_retention_days * 86400
+        cpu = CpuPool(settings.cpu_workers)
         services = Services(
             settings,
             loaded_nlu,
             loaded_kb,
             ConversationStore(handle.client, settings.redis_prefix, retention),
-            TicketStore(handle.client, settings.redis_prefix, settings.timezone),
-            HandoffQueue(handle.client, settings.redis_prefix),
+            HandoffStore(handle.client, settings.redis_prefix, retention, settings.timezone),
             Metrics(),
+            cpu,
         )
-        gateway = Gateway(settings, services.store, services.queue, services.tickets)
-        services.duty, services.on_queued = gateway.dispatcher.anyone_on_duty, gateway.on_queued
-        services.on_ticket = gateway.on_ticket
         app.state.settings = settings
         app.state.services = services
+        app.state.cpu = cpu
         app.state.engine = Engine(services)
-        app.state.gateway = gateway
         app.state.redis = handle
-        gateway.start()
-        logger.info(
-            "triagebot ready: Redis %s, %d intents, %d articles",
-            handle.description,
-            len(loaded_nlu.intents),
-            len(loaded_kb.index.articles),
-        )
+        app.state.hub = EventHub(services.store, handle.subscriber, settings.heartbeat_seconds)
+        await app.state.hub.start()
+        app.state.channels = build_channels(settings)
+        app.state.outbox = Outbox(services.store, app.state.channels, settings)
+        app.state.outbox.start()
+        started: list[AppExtension] = []
         try:
+            for extension in extensions:
+                await extension.start(app, services)
+                started.append(extension)
+            logger.info(
+                "triagebot ready: Redis %s, %d intents, %d articles",
+                handle.description,
+                len(loaded_nlu.intents),
+                len(loaded_kb.index.articles),
+            )
             yield
         finally:
-            await gateway.stop()
+            for extension in reversed(started):
+                await extension.stop()
+            await app.state.outbox.stop()
+            await app.state.hub.stop()
             await handle.close()
+            cpu.shutdown()
 
     app = FastAPI(
         title="triagebot",
@@ -105,8 +120,16 @@ def create_app(
     app.include_router(ws_router)
     app.include_router(rasa_router)
     app.include_router(ops_router)
-    app.include_router(agents_router)
-    app.include_router(ws_agent_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.mount("/console-static", StaticFiles(directory=CONSOLE_STATIC), name="console-static")
+    for extension in extensions:
+        extension.install(app)
     return app
+
+
+def __getattr__(name: str) -> object:
+    if name == "create_app":
+        raise ImportError(
+            "bot.app.create_app moved: the product (bot + desk) is composed in triagebot.app — "
+            "use `from triagebot.app import create_app` (bot.app.build_app is the bot alone)"
+        )
+    raise AttributeError(name)

@@ -19,8 +19,11 @@ from bot.app.schemas import (
 )
 from bot.engine import Engine, Services
 from bot.errors import MessageTooLarge, NotFound
+from bot.identity import Identity, verify_identity_token
 from bot.message import Message
+from bot.settings import Settings
 from bot.store.conversations import ConversationNotFound
+from bot.store.keys import Keys
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -29,19 +32,47 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "Redis unavailable; retry after Retry-After seconds"},
 }
 MAX_WAIT_SECONDS = 30.0
+HISTORY_SIZE = 50  # a verified customer's newest conversations kept for the agent's context card
 
 
-@router.post("/conversations", response_model=CreateConversationOut, status_code=201, responses=ERRORS)
+@router.post(
+    "/conversations",
+    response_model=CreateConversationOut,
+    status_code=201,
+    responses={**ERRORS, 401: {"model": ErrorOut, "description": "Identity token invalid or expired"}},
+)
 async def create_conversation(
     svc: Annotated[Services, Depends(services)], body: CreateConversationIn | None = None
 ) -> CreateConversationOut:
-    """Start a conversation. The token is shown once; only its hash is stored."""
+    """Start a conversation, as the user a signed ``identity_token`` names or anonymously.
+    The token returned is shown once; only its hash is stored."""
     body = body or CreateConversationIn()
+    identity = _identity(svc.settings, body.identity_token)
     token = secrets.token_urlsafe(32)
     record = await svc.store.create(
-        body.channel, body.user, token_hash=token_hash(token), tenant=body.tenant, vip=str(body.vip)
+        body.channel, identity.user, token_hash=token_hash(token), **identity.record_fields()
     )
+    if identity.customer_key:
+        await _remember(svc, identity.customer_key, record["conversation_id"], int(record["created_at"]))
     return CreateConversationOut(conversation_id=record["conversation_id"], token=token)
+
+
+def _identity(settings: Settings, identity_token: str | None) -> Identity:
+    if identity_token is None:
+        return Identity.anonymous()
+    secret = settings.identity_secret.get_secret_value() if settings.identity_secret else None
+    return verify_identity_token(identity_token, secret, settings.identity_leeway_seconds)
+
+
+async def _remember(svc: Services, customer_key: str, conversation_id: str, created_ms: int) -> None:
+    """Add the conversation to its verified customer's history (the newest HISTORY_SIZE are kept)."""
+    key = Keys(svc.settings.redis_prefix).customer(customer_key, "conversations")
+    retention_ms = svc.settings.transcript_retention_days * 86400 * 1000
+    async with svc.store.redis.pipeline(transaction=True) as pipe:
+        pipe.zadd(key, {conversation_id: created_ms})
+        pipe.zremrangebyrank(key, 0, -HISTORY_SIZE - 1)
+        pipe.pexpire(key, retention_ms)
+        await pipe.execute()
 
 
 async def _authorized(svc: Services, conversation_id: str, token: str) -> dict[str, str]:
@@ -71,7 +102,7 @@ async def post_message(
         raise MessageTooLarge(len(body.text), svc.settings.max_message_chars)
     message = Message(
         body.channel or conversation.get("channel", "web"),
-        body.user or conversation.get("user", ""),
+        conversation.get("user", ""),  # the sender is the conversation's user, never the body's say-so
         conversation_id,
         body.text,
         body.client_msg_id,
@@ -82,6 +113,7 @@ async def post_message(
 @router.get("/conversations/{conversation_id}/events", response_model=EventsOut, responses=ERRORS)
 async def get_events(
     conversation_id: str,
+    request: Request,
     svc: Annotated[Services, Depends(services)],
     token: Annotated[str, Depends(bearer)],
     after: Annotated[int, Query(ge=0, description="Return events after this sequence number")] = 0,
@@ -91,7 +123,10 @@ async def get_events(
 ) -> dict[str, Any]:
     """The transcript after a sequence number (user, bot, agent and system events)."""
     await _authorized(svc, conversation_id, token)
-    events = await svc.store.wait_events(conversation_id, after, int(wait * 1000))
+    if wait > 0:  # waits on the process's event hub: no Redis connection is held while waiting
+        events = await request.app.state.hub.wait(conversation_id, after, wait)
+    else:
+        events = await svc.store.events_after(conversation_id, after)
     conversation = await svc.store.require(conversation_id)
     return {
         "conversation_id": conversation_id,
@@ -106,7 +141,7 @@ async def get_ticket(
     ticket_id: str, svc: Annotated[Services, Depends(services)], token: Annotated[str, Depends(bearer)]
 ) -> dict[str, Any]:
     """A ticket, readable with the token of the conversation that opened it."""
-    ticket = await svc.tickets.get(ticket_id)
+    ticket = await svc.handoffs.ticket(ticket_id)
     if ticket is None:
         raise NotFound(f"no ticket {ticket_id!r}; ticket ids look like T-20261123-0001")
     await _authorized(svc, ticket["conversation_id"], token)

@@ -73,10 +73,3 @@ async def demo_page() -> HTMLResponse:
     from bot.app import STATIC
 
     return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
-
-
-@router.get("/console", response_class=HTMLResponse, include_in_schema=False)
-async def console_page() -> HTMLResponse:
-    from bot.app import CONSOLE_STATIC
-
-    return HTMLResponse((CONSOLE_STATIC / "console.html").read_text(encoding="utf-8"))

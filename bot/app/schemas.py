@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-State = Literal["bot", "queued", "assigned", "resolved"]
+State = Literal["bot", "queued", "waiting", "assigned", "resolved"]
 
 
 class ButtonOut(BaseModel):
@@ -27,6 +27,9 @@ class SLAOut(BaseModel):
     first_response_due: str
     resolution_due: str
     started_at: str
+    scheduled_from: str | None = Field(
+        None, description="Nobody was on duty: the clock runs from the next shift's start"
+    )
 
 
 class HandoffOut(BaseModel):
@@ -53,14 +56,35 @@ class ParseSummary(BaseModel):
     entities: list[dict[str, Any]]
 
 
+# Who the user is comes only from a signed identity token: an unsigned body must not name it.
+IDENTITY_FIELDS = ("user", "tenant", "vip")
+
+
+def _refuse_unsigned_identity(data: Any, fields: tuple[str, ...]) -> Any:
+    if isinstance(data, dict):
+        sent = [f for f in fields if f in data]
+        if sent:
+            raise ValueError(
+                f"{', '.join(sent)} cannot be set in the request body: the user's id, tenant and VIP tier "
+                "come only from a signed identity_token (see docs/api.md)"
+            )
+    return data
+
+
 class CreateConversationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     channel: str = Field("web", max_length=32)
-    user: str = Field("", max_length=128, description="The end user's id in the client's own system")
-    tenant: str = Field("", max_length=128)
-    vip: int = Field(
-        0, ge=0, le=9, description="Customer VIP tier (0 none … 9 highest): queued ahead within a severity"
+    identity_token: str | None = Field(
+        None,
+        max_length=8192,
+        description="HS256 JWT from the host SaaS (sub, exp; optional tenant, name, email, phone, vip 0-3, "
+        "locale), signed with TRIAGE_IDENTITY_SECRET. Without it the user is anonymous.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unsigned_identity(cls, data: Any) -> Any:
+        return _refuse_unsigned_identity(data, IDENTITY_FIELDS)
 
 
 class CreateConversationOut(BaseModel):
@@ -79,7 +103,12 @@ class MessageIn(BaseModel):
         description="Unique per message; a retry with the same id is stored and answered once",
     )
     channel: str | None = Field(None, max_length=32)
-    user: str | None = Field(None, max_length=128)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_sender(cls, data: Any) -> Any:
+        # The sender of a message is the conversation's (verified or anonymous) user.
+        return _refuse_unsigned_identity(data, IDENTITY_FIELDS)
 
 
 class MessageOut(BaseModel):

@@ -1,9 +1,11 @@
 """``/ws/chat``: the end user's live connection.
 
 The client says which conversation and the last sequence number it saw (``hello``); the server replays
-what was missed, then streams new events as they are appended to the conversation's Redis stream — by this
-process or any other — with heartbeats in between. A reconnect never loses or duplicates a message: events
-are identified by ``seq`` and sent in order, once per connection.
+what was missed, then streams new events as they are appended — by this process or any other — with
+heartbeats in between. Events come through the process's event hub (``bot.app.hub``): the socket holds no
+Redis connection of its own. A reconnect never loses or duplicates a message: events are identified by
+``seq`` and sent in order, once per connection; a Redis restart only pauses the stream, which resumes from
+the last seq sent. A failing background task closes the socket with 1011.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.app.background import cancel_all
+from bot.app.background import supervise
 from bot.app.deps import check_token
 from bot.app.errors import classify, describe
+from bot.app.hub import EventHub, Events, Failed, Inbox, Typing
 from bot.engine import Engine, Services
 from bot.errors import AuthError, MessageTooLarge
 from bot.message import Message
@@ -28,7 +31,6 @@ from bot.store.conversations import ConversationNotFound
 logger = logging.getLogger(__name__)
 router = APIRouter()
 HELLO_TIMEOUT_S = 10.0
-BLOCK_MS = 2000  # below the Redis client's socket timeout (10 s)
 
 
 class Hello(BaseModel):
@@ -100,53 +102,35 @@ async def chat(ws: WebSocket) -> None:
             "seq": int(conversation.get("seq", 0)),
         },
     )
-    tasks = [
-        asyncio.create_task(_stream(ws, svc, cid, hello.last_seq)),
-        asyncio.create_task(_typing(ws, svc, cid)),
-    ]
+    hub: EventHub = ws.app.state.hub
+    inbox = Inbox()
+    follow = hub.follow(cid, hello.last_seq, inbox)
     try:
-        await _read(ws, svc, eng, cid, conversation)
-    except WebSocketDisconnect:
-        pass
+        await supervise(
+            ws,
+            _read(ws, svc, eng, cid, conversation),
+            {"deliver": _deliver(ws, inbox, hello.last_seq, svc.settings.heartbeat_seconds)},
+            conversation_id=cid,
+        )
     finally:
-        await cancel_all(tasks)
+        hub.unfollow(follow)
 
 
-async def _typing(ws: WebSocket, svc: Services, cid: str) -> None:
-    """The agent is typing: an ephemeral frame (not stored, so it has no seq of its own)."""
-    pubsub = svc.store.redis.pubsub()
-    await pubsub.subscribe(f"{svc.store.prefix}conv:{cid}:typing")
-    try:
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if message and json.loads(message["data"]).get("role") == "agent":
-                await _send(ws, {"type": "typing", "role": "agent", "ephemeral": True})
-    finally:
-        with contextlib.suppress(Exception):
-            await pubsub.aclose()
-
-
-async def _stream(ws: WebSocket, svc: Services, cid: str, last_seq: int) -> None:
-    """Replay, then follow the stream; heartbeat when quiet. Redis trouble: tell the client and retry."""
-    interval = svc.settings.heartbeat_seconds
+async def _deliver(ws: WebSocket, inbox: Inbox, last_seq: int, interval: float) -> None:
+    """Send what the hub hands this connection, in order; a heartbeat (with the last seq) every interval."""
     loop = asyncio.get_running_loop()
     next_beat = loop.time() + interval
     while True:
-        try:
-            block = max(1, min(BLOCK_MS, int((next_beat - loop.time()) * 1000)))
-            events = await svc.store.wait_events(cid, last_seq, block)
-        except Exception as exc:
-            status, _, _ = classify(exc)
-            if status != 503:
-                raise
-            await _error(ws, "unavailable", describe(exc), retryable=True)
-            await asyncio.sleep(1.0)
-            continue
-        for event in events:
-            if event["seq"] > last_seq:
+        notice = await inbox.get(next_beat - loop.time())
+        if isinstance(notice, Events):
+            for event in notice.events:
                 if event.get("visibility") != "internal":  # agents' notes never reach the user
                     await _send(ws, event)
                 last_seq = event["seq"]
+        elif isinstance(notice, Typing) and notice.role == "agent":
+            await _send(ws, {"type": "typing", "role": "agent", "ephemeral": True})
+        elif isinstance(notice, Failed):
+            raise notice.error
         if loop.time() >= next_beat:
             await _send(ws, {"type": "heartbeat", "seq": last_seq})
             next_beat = loop.time() + interval
@@ -164,7 +148,7 @@ async def _read(ws: WebSocket, svc: Services, eng: Engine, cid: str, conversatio
             await _message(ws, svc, eng, cid, conversation, frame)
         elif frame.type == "typing":
             await svc.store.redis.publish(
-                f"{svc.store.prefix}conv:{cid}:typing", json.dumps({"role": "user"})
+                svc.store.keys.typing_channel, json.dumps({"c": cid, "role": "user"})
             )
         elif frame.type == "csat":
             if frame.score is None:

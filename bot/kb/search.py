@@ -142,7 +142,13 @@ def snippet(article: Article, terms: Sequence[str]) -> str:
 
 
 class KnowledgeBase:
-    """The loaded index, reloaded (rebuilt if needed) when the article files change."""
+    """The loaded index, reloaded (rebuilt if needed) when the article files change.
+
+    Safe to call from several threads at once (the app runs ``search`` in its CPU pool): a rebuild builds
+    the new index completely and then replaces the one ``self.index`` reference, and every reader takes that
+    reference once, so a search sees the old index or the new one, never a mixture. While one thread
+    rebuilds, searches in the others carry on with the old index instead of waiting for the rebuild.
+    """
 
     def __init__(
         self,
@@ -169,20 +175,28 @@ class KnowledgeBase:
 
     def reload_if_changed(self, force_check: bool = False) -> bool:
         """Cheap when nothing changed (a stat per file, at most every ``check_interval`` seconds).
-        On a change the index is rebuilt and swapped in; a broken article keeps the old index serving."""
+        On a change the index is rebuilt and swapped in; a broken article keeps the old index serving.
+        CPU-heavy on a change: call it (or ``search``) off the event loop. Returns False straight away when
+        another thread is already checking or rebuilding, unless ``force_check`` (then it waits its turn)."""
         now = time.monotonic()
         if not force_check and now - self._checked_at < self.check_interval:
             return False
-        with self._lock:
+        if not self._lock.acquire(blocking=force_check):
+            return False
+        try:
             self._checked_at = now
-            signature = self._stat_signature()
-            if signature == self._signature:
-                return False
-            config = KBConfig.from_file(self.config_path)
-            if fingerprint(self.articles_dir, config, self.synonyms) == self.index.meta.get("fingerprint"):
-                self._signature = signature
-                return False
+            # Files may be written (or deleted) while we look: any failure here keeps the old index serving
+            # rather than failing the search that happened to trigger the check.
             try:
+                signature = self._stat_signature()
+                if signature == self._signature:
+                    return False
+                config = KBConfig.from_file(self.config_path)
+                if fingerprint(self.articles_dir, config, self.synonyms) == self.index.meta.get(
+                    "fingerprint"
+                ):
+                    self._signature = signature
+                    return False
                 index, _ = load_or_build(
                     self.articles_dir, self.index_dir, config, self.synonyms, self.known_intents
                 )
@@ -191,16 +205,22 @@ class KnowledgeBase:
                     "knowledge base changed but could not be rebuilt; still serving the old index"
                 )
                 return False
-            self.index, self._signature = index, signature
+            self.index = index  # the one swap: fully built before any reader can see it
+            self._signature = signature
             logger.info("knowledge base reloaded: %d articles", len(index.articles))
             return True
+        finally:
+            self._lock.release()
 
     def search(
         self, query: str, lang: str | None = None, top: int = 5, intent: str | None = None
     ) -> SearchResult:
+        """Rank articles for ``query`` (reloading first if the files changed). CPU-bound: the app calls it
+        through its CPU pool, ``await cpu.run(kb.search, query, ...)``, never on the event loop."""
         self.reload_if_changed()
         return search_index(self.index, query, lang, top, intent)
 
     def article(self, article_id: str) -> Article | None:
-        i = self.index.by_id.get(article_id)
-        return self.index.articles[i] if i is not None else None
+        index = self.index  # one read: a concurrent reload must not pair one index's ids with another's list
+        i = index.by_id.get(article_id)
+        return index.articles[i] if i is not None else None

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import bot
 from bot.artifact import replace_directory
+from bot.contracts.parse import Parse
 from bot.errors import ConfigError, InputError, ModelNotFoundError
 from bot.nlu import registry
 from bot.nlu.config import CONFIG_FILE, PipelineConfig, fingerprint
@@ -140,6 +141,10 @@ class NLUPipeline:
     def parse(self, text: str, today: dt.date | None = None) -> dict[str, Any]:
         """Rasa's parse shape for one message (see :meth:`ParseState.to_parse`)."""
         return self.process(text, today).to_parse()
+
+    def parse_typed(self, text: str, today: dt.date | None = None) -> Parse:
+        """:meth:`parse` as the frozen :class:`~bot.contracts.parse.Parse` the policy reads."""
+        return Parse.from_rasa(self.parse(text, today))
 
     def parse_many(self, texts: Iterable[str]) -> list[dict[str, Any]]:
         today = self.today()

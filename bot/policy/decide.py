@@ -13,8 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.contracts.parse import Parse
 from bot.kb.answer import Answer, NoAnswer
 from bot.store.tickets import TICKET_ID
+from bot.vocabulary import Severity
 
 DIALOGUE_INTENTS = frozenset({"greet", "goodbye", "thanks", "affirm", "deny"})
 NON_SUPPORT = DIALOGUE_INTENTS | {"nlu_fallback", "out_of_scope", "request_human", "complaint"}
@@ -62,18 +64,18 @@ def ticket_query(text: str) -> str | None:
     return None
 
 
-def _clarify_options(parse: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(r["name"] for r in parse.get("intent_ranking", []) if r["name"] not in NON_SUPPORT)[:3]
+def _clarify_options(parse: Parse) -> tuple[str, ...]:
+    return tuple(r.name for r in parse.intent_ranking if r.name not in NON_SUPPORT)[:3]
 
 
 def decide(
-    parse: dict[str, Any],
+    parse: Parse,
     conv: ConversationView,
     kb: Answer | NoAnswer | None,
     fallbacks_before_handoff: int = 2,
 ) -> Decision:
-    intent = parse["intent"]["name"]
-    text = parse.get("text", "")
+    intent = parse.intent.name
+    text = parse.text
     pending = conv.pending or {}
 
     if ticket := ticket_query(text):
@@ -96,11 +98,11 @@ def decide(
 
     if intent == "request_human":
         return Decision("handoff", reason="user_request")
-    if parse.get("severity", {}).get("level") == "urgent":
+    if parse.severity.level is Severity.URGENT:
         return Decision("handoff", reason="urgent")
     if intent == "complaint":
         return Decision("handoff", reason="complaint")
-    if parse.get("sentiment", {}).get("label") == "negative":
+    if parse.sentiment.label == "negative":
         return Decision("handoff", reason="negative_sentiment")
 
     if intent == "nlu_fallback":
@@ -109,7 +111,7 @@ def decide(
             return Decision("handoff", reason="repeated_fallback", fallback_count=count)
         return Decision("rephrase", fallback_count=count)
 
-    if parse.get("ambiguous") and intent not in DIALOGUE_INTENTS and not payload_intent(text):
+    if parse.ambiguous and intent not in DIALOGUE_INTENTS and not payload_intent(text):
         options = _clarify_options(parse)
         if len(options) >= 2:
             return Decision("clarify", options=options, pending={"type": "clarify", "text": text})

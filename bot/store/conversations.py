@@ -17,8 +17,27 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-from bot.errors import NotFound, TriageError
-from bot.ownership import ALLOWED, Owner, TransitionError
+from bot.contracts.conversation import DESK_FIELDS, Conversation
+from bot.errors import AlreadyExists, NotFound, StillProcessing
+from bot.store.keys import Keys
+
+# KEYS: the conversation's record and stream. ARGV: 1 retention ms, 2 now ms, 3 events channel,
+# 4 conversation id, 5 the bot's memory (json object of record fields), 6.. the events (json).
+# Returns the events' sequence numbers; one notification carries the last.
+_APPEND_MANY = """
+local seqs = {}
+for i = 6, #ARGV do
+  local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[i])
+  seqs[#seqs + 1] = seq
+end
+for k, v in pairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[1], k, v) end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+if #seqs > 0 then redis.call('PUBLISH', ARGV[3], cjson.encode({c = ARGV[4], s = seqs[#seqs]})) end
+return seqs
+"""
 
 _APPEND = """
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
@@ -26,20 +45,11 @@ redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[1])
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PUBLISH', ARGV[4], cjson.encode({c = ARGV[5], s = seq}))
 return seq
 """
 
-_TRANSITION = """
-local current = redis.call('HGET', KEYS[1], 'state')
-if not current then return {'missing', ''} end
-for i = 2, #ARGV do
-  if ARGV[i] == current then
-    redis.call('HSET', KEYS[1], 'state', ARGV[1])
-    return {'ok', current}
-  end
-end
-return {'refused', current}
-"""
+CLAIM_MS = 30_000  # an in-flight claim outlives no process by more than this
 
 
 class ConversationNotFound(NotFound):
@@ -59,19 +69,20 @@ class ConversationStore:
         # redis-py's annotations cover bytes and str replies; with decode_responses=True they are str.
         self.redis: Any = redis
         self.prefix = prefix
+        self.keys = Keys(prefix)
         self.retention_ms = retention_seconds * 1000
         self._append = redis.register_script(_APPEND)
-        self._transition = redis.register_script(_TRANSITION)
+        self._append_many = redis.register_script(_APPEND_MANY)
 
     # ------------------------------------------------------------------ keys
     def key(self, conversation_id: str) -> str:
-        return f"{self.prefix}conv:{conversation_id}"
+        return self.keys.conversation(conversation_id)
 
     def events_key(self, conversation_id: str) -> str:
-        return f"{self.prefix}conv:{conversation_id}:events"
+        return self.keys.events(conversation_id)
 
     def _idem_key(self, conversation_id: str, client_msg_id: str) -> str:
-        return f"{self.prefix}conv:{conversation_id}:idem:{client_msg_id}"
+        return self.keys.idempotency(conversation_id, client_msg_id)
 
     # --------------------------------------------------------- conversations
     async def create(
@@ -80,8 +91,6 @@ class ConversationStore:
         conversation_id = conversation_id or secrets.token_hex(12)
         record = {
             "conversation_id": conversation_id,
-            "state": Owner.BOT.value,
-            "owner": "",
             "channel": channel,
             "user": user,
             "language": "",
@@ -99,10 +108,11 @@ class ConversationStore:
             pipe.hsetnx(key, "conversation_id", conversation_id)
             pipe.hset(key, mapping={k: v for k, v in record.items() if k != "conversation_id"})
             pipe.pexpire(key, self.retention_ms)
-            pipe.zadd(f"{self.prefix}conversations", {conversation_id: now_ms()})
+            pipe.zadd(self.keys.conversations, {conversation_id: now_ms()})
+            pipe.zremrangebyscore(self.keys.conversations, "-inf", now_ms() - self.retention_ms)
             created, *_ = await pipe.execute()
         if not created:
-            raise TriageError(f"conversation {conversation_id!r} already exists")
+            raise AlreadyExists(f"conversation {conversation_id!r} already exists")
         return record
 
     async def get_or_create(self, conversation_id: str, channel: str, user: str = "") -> dict[str, str]:
@@ -112,12 +122,18 @@ class ConversationStore:
             return existing
         try:
             return await self.create(channel, user, conversation_id)
-        except TriageError:  # created by a concurrent request
+        except AlreadyExists:  # created by a concurrent request
             return await self.require(conversation_id)
 
     async def get(self, conversation_id: str) -> dict[str, str] | None:
-        record: dict[str, str] = await self.redis.hgetall(self.key(conversation_id))
-        return record or None
+        """The conversation's record merged with its ownership record (state "bot" when it has none)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key(conversation_id))
+            pipe.hgetall(self.keys.handoff(conversation_id))
+            record, desk = await pipe.execute()
+        if not record:
+            return None
+        return {**record, "state": "bot", "owner": "", **desk}
 
     async def require(self, conversation_id: str) -> dict[str, str]:
         record = await self.get(conversation_id)
@@ -125,25 +141,28 @@ class ConversationStore:
             raise ConversationNotFound(conversation_id)
         return record
 
+    async def load(self, conversation_id: str) -> Conversation:
+        """The typed record; raises :class:`ConversationNotFound`."""
+        return Conversation.from_redis(await self.require(conversation_id))
+
     async def update(self, conversation_id: str, **fields: Any) -> None:
+        """Set fields of the conversation's record. Ownership fields (``DESK_FIELDS``) other than the
+        state and owner — which only :class:`bot.store.handoffs.HandoffStore` transitions change — go to the
+        ownership record."""
+        if {"state", "owner"} & fields.keys():
+            raise ValueError("state and owner change only through HandoffStore.transition")
         values = {
             k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in fields.items()
         }
-        if values:
-            await self.redis.hset(self.key(conversation_id), mapping=values)
-
-    async def transition(self, conversation_id: str, target: Owner, **fields: Any) -> Owner:
-        """Move ownership atomically; raises :class:`TransitionError` when ``target`` is not allowed now."""
-        sources = [state.value for state, targets in ALLOWED.items() if target in targets]
-        status, current = await self._transition(
-            keys=[self.key(conversation_id)], args=[target.value, *sources]
-        )
-        if status == "missing":
-            raise ConversationNotFound(conversation_id)
-        if status == "refused":
-            raise TransitionError(conversation_id, Owner(current), target)
-        await self.update(conversation_id, **fields)
-        return Owner(current)
+        own = {k: v for k, v in values.items() if k not in DESK_FIELDS}
+        desk = {k: v for k, v in values.items() if k in DESK_FIELDS}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if own:
+                pipe.hset(self.key(conversation_id), mapping=own)
+            if desk:
+                pipe.hset(self.keys.handoff(conversation_id), mapping=desk)
+                pipe.pexpire(self.keys.handoff(conversation_id), self.retention_ms)
+            await pipe.execute()
 
     # ------------------------------------------------------------- transcript
     async def append(self, conversation_id: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -151,9 +170,42 @@ class ConversationStore:
         payload = {"ts": now_ms(), **event}
         seq = await self._append(
             keys=[self.key(conversation_id), self.events_key(conversation_id)],
-            args=[json.dumps(payload, ensure_ascii=False), self.retention_ms, payload["ts"]],
+            args=[
+                json.dumps(payload, ensure_ascii=False),
+                self.retention_ms,
+                payload["ts"],
+                self.keys.events_channel,
+                conversation_id,
+            ],
         )
         return {"seq": int(seq), **payload}
+
+    async def append_many(
+        self, conversation_id: str, events: list[dict[str, Any]], memory: dict[str, Any] | None = None
+    ) -> list[int]:
+        """Append ``events`` in order and save ``memory`` (record fields), atomically in one round trip;
+        returns their sequence numbers."""
+        ts = now_ms()
+        values = {
+            k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+            for k, v in (memory or {}).items()
+        }
+        if DESK_FIELDS & values.keys():
+            raise ValueError(
+                f"ownership fields go through HandoffStore: {sorted(DESK_FIELDS & values.keys())}"
+            )
+        seqs = await self._append_many(
+            keys=[self.key(conversation_id), self.events_key(conversation_id)],
+            args=[
+                self.retention_ms,
+                ts,
+                self.keys.events_channel,
+                conversation_id,
+                json.dumps(values, ensure_ascii=False) if values else "{}",
+                *(json.dumps({"ts": ts, **event}, ensure_ascii=False) for event in events),
+            ],
+        )
+        return [int(seq) for seq in seqs]
 
     @staticmethod
     def _decode(entries: Iterable[tuple[str, dict[str, str]]]) -> list[dict[str, Any]]:
@@ -187,7 +239,7 @@ class ConversationStore:
         """None when this client message id is new (the caller processes it); otherwise the stored response
         of the first delivery, waiting for it while that delivery is still being processed."""
         key = self._idem_key(conversation_id, client_msg_id)
-        if await self.redis.set(key, "", nx=True, px=self.retention_ms):
+        if await self.redis.set(key, "", nx=True, px=CLAIM_MS):
             return None
         deadline = time.monotonic() + wait_s
         while True:
@@ -196,10 +248,11 @@ class ConversationStore:
                 response: dict[str, Any] = json.loads(stored)
                 return response
             # None: the first delivery failed and released its claim, so this one takes over.
-            if stored is None and await self.redis.set(key, "", nx=True, px=self.retention_ms):
+            # An expired claim (its process died mid-message) is None too: this delivery takes over.
+            if stored is None and await self.redis.set(key, "", nx=True, px=CLAIM_MS):
                 return None
             if time.monotonic() > deadline:
-                raise TriageError(f"message {client_msg_id!r} is still being processed; retry shortly")
+                raise StillProcessing(f"message {client_msg_id!r} is still being processed; retry shortly")
             await asyncio.sleep(0.05)
 
     async def complete(self, conversation_id: str, client_msg_id: str, response: dict[str, Any]) -> None:

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.app import create_app
 from bot.kb.search import KnowledgeBase
 from bot.nlu.pipeline import NLUPipeline
 from bot.settings import Settings
+from triagebot.app import create_app
 
 
 @pytest.fixture
@@ -22,11 +22,13 @@ def client(settings: Settings, nlu: NLUPipeline, knowledge_base: KnowledgeBase) 
 class Chat:
     """A conversation that reads like a chat: ``chat.say("发票查验失败")`` then assert on the reply."""
 
-    def __init__(self, client: TestClient, channel: str = "web") -> None:
+    def __init__(self, client: TestClient, channel: str = "web", identity_token: str | None = None) -> None:
+        """Anonymous, or the verified user a signed ``identity_token`` (tests/identity_tokens.py) names."""
         self.client = client
-        created = client.post(
-            "/api/v1/conversations", json={"channel": channel, "user": "u-" + uuid.uuid4().hex[:6]}
-        )
+        body: dict[str, Any] = {"channel": channel}
+        if identity_token is not None:
+            body["identity_token"] = identity_token
+        created = client.post("/api/v1/conversations", json=body)
         assert created.status_code == 201, created.text
         self.id = created.json()["conversation_id"]
         self.token = created.json()["token"]

@@ -13,7 +13,7 @@ from tests.app.conftest import Chat
 
 
 def test_create_conversation_returns_id_and_token(client: TestClient) -> None:
-    response = client.post("/api/v1/conversations", json={"channel": "web", "user": "alice"})
+    response = client.post("/api/v1/conversations", json={"channel": "web"})
     assert response.status_code == 201
     body = response.json()
     assert set(body) == {"conversation_id", "token"} and len(body["token"]) >= 32

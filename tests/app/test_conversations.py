@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.ownership import Owner
+from bot.store.handoffs import Move
 from tests.app.conftest import Chat
 
 
@@ -140,10 +141,16 @@ def test_while_queued_the_bot_only_reports_the_queue(chat: Chat) -> None:
     assert chat.last["handoff"] is None
 
 
+def move(client: TestClient, cid: str, target: Owner) -> None:
+    """An agent's move, straight through the state machine."""
+    handoffs = client.app.state.services.handoffs  # type: ignore[attr-defined]
+    owner = "a-test" if target is Owner.ASSIGNED else ""
+    client.portal.call(handoffs.transition, cid, target, Move("a-test", "test", owner=owner))  # type: ignore[union-attr]
+
+
 def test_bot_is_silent_while_a_human_owns_the_chat(chat: Chat, client: TestClient) -> None:
     chat.say("转人工")
-    store = client.app.state.services.store  # type: ignore[attr-defined]
-    client.portal.call(store.transition, chat.id, Owner.ASSIGNED)  # type: ignore[union-attr]
+    move(client, chat.id, Owner.ASSIGNED)
     chat.say("你好，在吗？发票查验失败")
     assert chat.last["state"] == "assigned"
     assert chat.last["replies"] == []
@@ -153,9 +160,8 @@ def test_bot_is_silent_while_a_human_owns_the_chat(chat: Chat, client: TestClien
 
 def test_after_resolution_the_bot_takes_over_again(chat: Chat, client: TestClient) -> None:
     chat.say("转人工")
-    store = client.app.state.services.store  # type: ignore[attr-defined]
-    client.portal.call(store.transition, chat.id, Owner.ASSIGNED)  # type: ignore[union-attr]
-    client.portal.call(store.transition, chat.id, Owner.RESOLVED)  # type: ignore[union-attr]
+    move(client, chat.id, Owner.ASSIGNED)
+    move(client, chat.id, Owner.RESOLVED)
     chat.say("你好")
     assert chat.last["state"] == "bot" and chat.text
 
@@ -171,7 +177,7 @@ def test_no_agent_on_duty_opens_a_ticket_and_it_can_be_looked_up(client: TestCli
     ticket = client.get(f"/api/v1/tickets/{ticket_id}", headers=chat.headers)
     assert ticket.status_code == 200 and ticket.json()["conversation_id"] == chat.id
     chat.say(f"查询工单 {ticket_id}")
-    assert ticket_id in chat.text and "open" in chat.text
+    assert ticket_id in chat.text and "待处理" in chat.text and "UTC+08:00" in chat.text
     other = Chat(client)
     other.say(f"ticket status {ticket_id}")
     assert ticket_id in other.text

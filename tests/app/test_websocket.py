@@ -146,7 +146,7 @@ def test_agent_typing_reaches_the_user(client: TestClient, chat: Chat) -> None:
         hello(ws, chat)
         for _ in range(20):  # the subscription starts right after hello; publish until it is listening
             client.portal.call(
-                store.redis.publish, f"{store.prefix}conv:{chat.id}:typing", json.dumps({"role": "agent"})
+                store.redis.publish, store.keys.typing_channel, json.dumps({"c": chat.id, "role": "agent"})
             )  # type: ignore[union-attr]
             frame = ws.receive_json()
             if frame["type"] == "typing":

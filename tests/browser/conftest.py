@@ -14,6 +14,7 @@ import pytest
 import redis as sync_redis
 
 from tests.conftest import DATA_DIR, KB_DIR, ROOT
+from tests.identity_tokens import SECRET as IDENTITY_SECRET
 from tests.live import free_port, wait_until_ready
 
 CHROMIUM = Path(os.environ.get("TRIAGE_CHROMIUM", "/usr/bin/chromium"))
@@ -47,7 +48,8 @@ def live_server(
     tmp_path_factory: pytest.TempPathFactory, redis_url: str, model_dir: Path
 ) -> Iterator[LiveServer]:
     """Agents count as on duty: handoffs queue (the console tests use presence instead)."""
-    yield from start_server(tmp_path_factory, redis_url, model_dir, {"TRIAGE_ON_DUTY": "true"})
+    env = {"TRIAGE_ON_DUTY": "true", "TRIAGE_IDENTITY_SECRET": IDENTITY_SECRET}
+    yield from start_server(tmp_path_factory, redis_url, model_dir, env)
 
 
 def start_server(
@@ -71,7 +73,7 @@ def start_server(
     }
     log = (var / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bot.app.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "uvicorn", "triagebot.main:app", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=log,

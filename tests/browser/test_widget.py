@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import redis as sync_redis
 import redis.asyncio as aredis
 from playwright.sync_api import expect
 
 from bot.store.conversations import ConversationStore
+from bot.store.keys import Keys
 from tests.browser.conftest import LiveServer
+from tests.identity_tokens import identity_token
 
 
 def send(page: Any, text: str) -> None:
@@ -126,3 +130,68 @@ async def _events(server: LiveServer, conversation_id: str) -> list[dict[str, An
         return events
     finally:
         await client.aclose()
+
+
+# ------------------------------------------------------------------------------ identity tokens
+def _host_page(page: Any, server: LiveServer, config: str) -> None:
+    """A host SaaS page embedding the widget with its own config (served on the app's origin)."""
+    html = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"></head><body>
+<script>window.TriagebotConfig = {config};</script><script src="/static/widget.js" defer></script></body></html>"""
+    page.route(server.url + "/host", lambda route: route.fulfill(content_type="text/html", body=html))
+    page.goto(server.url + "/host")
+
+
+def _record(server: LiveServer, conversation_id: str) -> dict[str, str]:
+    client = sync_redis.Redis.from_url(server.redis_url, decode_responses=True)
+    try:
+        record: dict[str, str] = client.hgetall(Keys(server.prefix).conversation(conversation_id))
+        return record
+    finally:
+        client.close()
+
+
+def test_expired_identity_token_is_refreshed_once(page: Any, live_server: LiveServer) -> None:
+    expired = identity_token("host-user-1", tenant="acme", vip=2, expires_in=-3600)
+    fresh = identity_token("host-user-1", tenant="acme", vip=2)
+    _host_page(
+        page,
+        live_server,
+        f"""{{server: "", lang: "zh", open: true, identityToken: {json.dumps(expired)},
+            getIdentityToken: function () {{ window.__refreshes = (window.__refreshes || 0) + 1;
+                                             return Promise.resolve({json.dumps(fresh)}); }}}}""",
+    )
+    send(page, "你好")
+    expect(page.locator(".tb-bot").first).to_be_visible()
+    assert page.evaluate("() => window.__refreshes") == 1
+    record = _record(live_server, state(page)["conversationId"])
+    assert (record["verified"], record["user"], record["tenant"], record["vip"]) == (
+        "1",
+        "host-user-1",
+        "acme",
+        "2",
+    )
+
+
+def test_without_a_refresh_callback_the_widget_asks_for_a_reload(page: Any, live_server: LiveServer) -> None:
+    expired = identity_token("host-user-2", expires_in=-3600)
+    _host_page(
+        page, live_server, f'{{server: "", lang: "zh", open: true, identityToken: {json.dumps(expired)}}}'
+    )
+    send(page, "你好")
+    expect(page.locator(".tb-status")).to_contain_text("请刷新页面后重试")
+    assert state(page)["conversationId"] is None  # never silently anonymous
+
+
+def test_a_stored_conversation_of_another_user_is_not_resumed(page: Any, live_server: LiveServer) -> None:
+    def as_user(sub: str) -> str:
+        token = json.dumps(identity_token(sub))
+        _host_page(page, live_server, f'{{server: "", lang: "zh", open: true, identityToken: {token}}}')
+        send(page, "你好")
+        expect(page.locator(".tb-bot").first).to_be_visible()
+        conversation: str = state(page)["conversationId"]
+        return conversation
+
+    alice = as_user("alice")
+    assert as_user("alice") == alice  # the same user resumes
+    bob = as_user("bob")
+    assert bob != alice and _record(live_server, bob)["user"] == "bob"

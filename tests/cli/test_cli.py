@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
+from triagebot.cli import app
 from tests.conftest import DATA_DIR, KB_DIR
 
 runner = CliRunner()

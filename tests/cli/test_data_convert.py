@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
+from triagebot.cli import app
 from bot.nlu.training_data import load_training_data
 
 runner = CliRunner()

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.app import create_app
+from triagebot.app import create_app
 from bot.kb.search import KnowledgeBase
 from bot.nlu.pipeline import NLUPipeline
 from bot.settings import Settings

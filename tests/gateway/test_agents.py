@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from bot.cli import app as cli
+from triagebot.cli import app as cli
 from bot.errors import AuthError
 from bot.settings import Settings
 from handoff_gateway.agents import hash_password, verify_password

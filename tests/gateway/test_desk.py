@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from tests.app.conftest import Chat
 from tests.gateway.conftest import Agent
+from tests.identity_tokens import identity_token
 
 
 def wait_for(predicate: Any, timeout: float = 5.0) -> Any:
@@ -28,7 +29,7 @@ def wait_for(predicate: Any, timeout: float = 5.0) -> Any:
 
 def offers(desk: TestClient) -> dict[str, Any]:
     gw = desk.app.state.gateway  # type: ignore[attr-defined]
-    raw = desk.portal.call(gw.desk.redis.hgetall, gw.desk.offers_key)  # type: ignore[union-attr]
+    raw = desk.portal.call(gw.desk.redis.hgetall, gw.desk.keys.offers)  # type: ignore[union-attr]
     return {cid: json.loads(v)["agent"] for cid, v in raw.items()}
 
 
@@ -200,7 +201,7 @@ def test_sla_escalation_alerts_and_breach(desk: TestClient, make_agent: Any) -> 
         items = desk.get("/api/v1/queue", headers=make_agent("eve").headers).json()["items"]
         assert items[0]["conversation_id"] == early.id and items[0]["escalated"]  # priority rose
         wait_for(
-            lambda: desk.portal.call(gw.desk.redis.zrange, f"{gw.desk.prefix}breaches", 0, -1), timeout=6
+            lambda: desk.portal.call(gw.desk.redis.zrange, gw.desk.keys.breaches, 0, -1), timeout=6
         )  # type: ignore[union-attr]
         assert any(e["type"] == "queue" for e in late.events())  # the waiting user saw the queue move
     finally:
@@ -228,12 +229,10 @@ def test_nobody_on_duty_pages_on_call_and_vip_goes_first(desk: TestClient) -> No
     desk.app.state.settings.on_duty = True  # type: ignore[attr-defined]
     plain = Chat(desk)
     plain.say("转人工")
-    created = desk.post("/api/v1/conversations", json={"vip": 5}).json()
-    vip = Chat.__new__(Chat)
-    vip.client, vip.id, vip.token, vip.last = desk, created["conversation_id"], created["token"], {}
+    vip = Chat(desk, identity_token=identity_token("big-customer", tenant="acme", vip=3))
     vip.say("转人工")
     assert vip.last["handoff"]["position"] == 1  # a VIP waits ahead of an earlier normal customer
-    assert desk.post("/api/v1/conversations", json={"vip": 10}).status_code == 422
+    assert desk.post("/api/v1/conversations", json={"vip": 3}).status_code == 422  # only from a signed token
 
 
 def test_offers_prefer_the_product_area_skill(desk: TestClient, make_agent: Any) -> None:

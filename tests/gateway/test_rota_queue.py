@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError
-from bot.store.queue import queue_score
+from bot.store.handoffs import queue_score
 from handoff_gateway.rota import Rota
 
 ROTA = """

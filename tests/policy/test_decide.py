@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from bot.contracts.parse import Intent, Parse, Sentiment, SeverityAssessment
 from bot.kb.answer import LOW_CONFIDENCE, Answer, NoAnswer
 from bot.policy.decide import ConversationView, decide, ticket_query
+from bot.vocabulary import Severity
 
 ANSWER = Answer("zh-x", "标题", "zh", ["第一步"], "/kb/zh-x", 0.8, "…")
 NO_ANSWER = NoAnswer(LOW_CONFIDENCE, "too little")
@@ -21,16 +23,16 @@ def parse(
     sentiment: str = "neutral",
     ambiguous: bool = False,
     ranking: list[str] | None = None,
-) -> dict[str, Any]:
+) -> Parse:
     names = ranking or [intent, "invoice_upload_failed", "invoice_duplicate"]
-    return {
-        "text": text,
-        "intent": {"name": intent, "confidence": 0.9},
-        "ambiguous": ambiguous,
-        "severity": {"level": severity, "reasons": []},
-        "sentiment": {"label": sentiment},
-        "intent_ranking": [{"name": n, "confidence": 0.3} for n in names],
-    }
+    return Parse(
+        text=text,
+        intent=Intent(intent, 0.9),
+        ambiguous=ambiguous,
+        severity=SeverityAssessment(Severity(severity)),
+        sentiment=Sentiment(sentiment),
+        intent_ranking=tuple(Intent(n, 0.3) for n in names),
+    )
 
 
 @pytest.mark.parametrize(
@@ -79,9 +81,7 @@ def parse(
         (parse(), ConversationView(), NO_ANSWER, "offer_human", "no_kb_answer"),
     ],
 )
-def test_decision_table(
-    p: dict[str, Any], view: ConversationView, kb: Any, action: str, reason: str | None
-) -> None:
+def test_decision_table(p: Parse, view: ConversationView, kb: Any, action: str, reason: str | None) -> None:
     decision = decide(p, view, kb)
     assert (decision.action, decision.reason) == (action, reason)
 

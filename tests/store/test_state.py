@@ -9,7 +9,7 @@ import pytest
 from bot.ownership import ALLOWED, Owner, TransitionError, check_transition, human_owns
 from bot.privacy import is_id_card, luhn, mask_sensitive
 from bot.settings import SLATargets
-from bot.sla import add_working_days, sla_clock
+from bot.sla import add_working_days, format_due, sla_clock
 
 
 @pytest.mark.parametrize("current", list(Owner))
@@ -23,6 +23,7 @@ def test_transitions(current: Owner, target: Owner) -> None:
 
 
 def test_who_owns() -> None:
+    """A waiting ticket is not "owned": the bot keeps answering the user's other questions."""
     assert [s for s in Owner if human_owns(s)] == [Owner.QUEUED, Owner.ASSIGNED]
 
 
@@ -42,11 +43,25 @@ def test_working_days(start: str, days: int, expected: str) -> None:
 def test_sla_clock_per_tier() -> None:
     started = int(dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC).timestamp() * 1000)  # a Friday
     urgent = sla_clock("urgent", SLATargets(), started, "UTC")
-    assert (urgent["first_response_seconds"], urgent["resolution_seconds"]) == (300, 3600)
-    assert urgent["first_response_due"] == "2026-11-27T09:05:00+00:00"
+    assert (urgent.first_response_seconds, urgent.resolution_seconds) == (300, 3600)
+    assert urgent.first_response_due == "2026-11-27T09:05:00+00:00"
+    assert urgent.scheduled_from is None
     normal = sla_clock("normal", SLATargets(), started, "UTC")
-    assert normal["resolution_due"] == "2026-11-30T09:00:00+00:00"  # one working day: Monday
-    assert sla_clock("unknown", SLATargets(), started, "UTC")["first_response_seconds"] == 1800
+    assert normal.resolution_due == "2026-11-30T09:00:00+00:00"  # one working day: Monday
+    assert sla_clock("unknown", SLATargets(), started, "UTC").first_response_seconds == 1800
+
+
+def test_sla_clock_from_the_next_shift_when_nobody_is_on_duty() -> None:
+    """The promise comes from the on-duty schedule, not from the tier table alone."""
+    started = int(dt.datetime(2026, 11, 27, 23, 0, tzinfo=dt.UTC).timestamp() * 1000)
+    shift = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)
+    clock = sla_clock("important", SLATargets(), started, "Asia/Shanghai", not_before=shift)
+    assert clock.scheduled_from == "2026-11-28T17:00:00+08:00"
+    assert clock.first_response_due == "2026-11-28T17:15:00+08:00"
+    assert clock.started_at == "2026-11-28T07:00:00+08:00"
+    assert format_due(clock.first_response_due) == "2026-11-28 17:15 (UTC+08:00)"
+    earlier = dt.datetime(2026, 11, 27, 22, 0, tzinfo=dt.UTC)  # already started: counts from now
+    assert sla_clock("important", SLATargets(), started, "UTC", not_before=earlier).scheduled_from is None
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ def serve(
     host, port = host or s.host, port or s.port
     console.print(f"triagebot on http://{host}:{port}  (widget demo at /, API docs at /docs)")
     uvicorn.run(
-        "bot.app.main:app",
+        "triagebot.main:app",
         host=host,
         port=port,
         workers=workers,

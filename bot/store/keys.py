@@ -1,0 +1,243 @@
+"""Every Redis key and pub/sub channel this deployment uses, with how long each lives — in one place.
+
+Two Redis Cluster hash tags keep every multi-key script inside one slot:
+
+* ``{<conversation id>}`` — the conversation's own keys (record, transcript, idempotency records, outbox
+  lease). The append script and the idempotency claim touch only these.
+* ``{desk}`` — the human desk: who owns each handed-off conversation, the queues, offers, agents' open
+  conversations, tickets, customers' histories, the audit stream. Every ownership transition is one script
+  over these keys only. (One slot for the desk bounds its throughput to one shard; handoffs are a small
+  share of the traffic — messages, which are the bulk, stay spread over the conversations' slots.)
+
+``KEYS`` at the bottom is the table docs/redis.md shows: each key either expires (its ``ttl``) or is bounded
+(its ``bound``); tests/store/test_keys.py checks that every key a full desk scenario writes matches a row and
+that only bounded ones live without a TTL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one deployment's prefix (``TRIAGE_REDIS_PREFIX``)."""
+
+    prefix: str = "triage:"
+
+    # ------------------------------------------------------------ one conversation ({cid} slot)
+    def conversation(self, cid: str) -> str:
+        return f"{self.prefix}conv:{{{cid}}}"
+
+    def events(self, cid: str) -> str:
+        return f"{self.prefix}conv:{{{cid}}}:events"
+
+    def idempotency(self, cid: str, client_msg_id: str) -> str:
+        return f"{self.prefix}conv:{{{cid}}}:idem:{client_msg_id}"
+
+    def outbox_lease(self, cid: str) -> str:
+        return f"{self.prefix}conv:{{{cid}}}:outbox"
+
+    # ------------------------------------------------------------------ the desk ({desk} slot)
+    @property
+    def desk(self) -> str:
+        return f"{self.prefix}{{desk}}"
+
+    def handoff(self, cid: str) -> str:
+        """Ownership of one conversation: state, owner, the handoff, its ticket, SLA marks."""
+        return f"{self.desk}:conv:{cid}"
+
+    def skipped(self, cid: str) -> str:
+        return f"{self.desk}:conv:{cid}:skipped"
+
+    def prefer(self, cid: str) -> str:
+        return f"{self.desk}:conv:{cid}:prefer"
+
+    def queue(self, group: str) -> str:
+        return f"{self.desk}:queue:{group}"
+
+    @property
+    def offers(self) -> str:
+        return f"{self.desk}:offers"
+
+    def agent_open(self, agent_id: str) -> str:
+        return f"{self.desk}:agent:{agent_id}:open"
+
+    def ticket(self, ticket_id: str) -> str:
+        return f"{self.desk}:ticket:{ticket_id.upper()}"
+
+    def tickets(self, status: str) -> str:
+        """Ticket ids by status: ``open`` (scored by first-response due time) or ``resolved`` (by time)."""
+        return f"{self.desk}:tickets:{status}"
+
+    def ticket_seq(self, day: str) -> str:
+        return f"{self.desk}:tickets:seq:{day}"
+
+    def customer(self, customer_key: str, kind: str) -> str:
+        """A verified customer's earlier ``tickets`` or ``conversations`` (anonymous users have none)."""
+        return f"{self.desk}:customer:{customer_key}:{kind}"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.desk}:audit"
+
+    @property
+    def breaches(self) -> str:
+        return f"{self.desk}:breaches"
+
+    @property
+    def handle_times(self) -> str:
+        return f"{self.desk}:handle_times"
+
+    @property
+    def dispatch_lock(self) -> str:
+        return f"{self.desk}:dispatch:lock"
+
+    # ------------------------------------------------------------------------ everything else
+    @property
+    def conversations(self) -> str:
+        return f"{self.prefix}conversations"
+
+    @property
+    def push_conversations(self) -> str:
+        """Conversations on push channels (Rasa callback, WeCom, DingTalk) the outbox follows."""
+        return f"{self.prefix}outbox:conversations"
+
+    @property
+    def agents(self) -> str:
+        return f"{self.prefix}agents"
+
+    @property
+    def agents_by_name(self) -> str:
+        return f"{self.prefix}agents:by_name"
+
+    def agent(self, agent_id: str) -> str:
+        return f"{self.prefix}agent:{agent_id}"
+
+    def session(self, token_digest: str) -> str:
+        return f"{self.prefix}session:{token_digest}"
+
+    def api_token(self, token_digest: str) -> str:
+        return f"{self.prefix}apitoken:{token_digest}"
+
+    def login_failures(self, who: str) -> str:
+        return f"{self.prefix}login:failures:{who}"
+
+    def presence(self, agent_id: str) -> str:
+        return f"{self.prefix}presence:{agent_id}"
+
+    # -------------------------------------------------------------------- pub/sub channels
+    @property
+    def events_channel(self) -> str:
+        """The append script publishes ``{"c": cid, "s": seq}`` here: every process's hub wakes on it."""
+        return f"{self.prefix}events"
+
+    @property
+    def typing_channel(self) -> str:
+        """Ephemeral typing signals ``{"c": cid, "role": "user"|"agent"}``: never stored."""
+        return f"{self.prefix}typing"
+
+    @property
+    def desk_channel(self) -> str:
+        return f"{self.prefix}desk"
+
+    def agent_channel(self, agent_id: str) -> str:
+        return f"{self.prefix}desk:agent:{agent_id}"
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    pattern: str  # after the prefix; <...> is a variable part
+    kind: str
+    what: str
+    ttl: str = ""  # how long it lives, when it expires
+    bound: str = ""  # why it stays small, when it does not expire
+
+    def regex(self, prefix: str) -> re.Pattern[str]:
+        parts = re.split(r"(<[a-z_]+>)", self.pattern)
+        body = "".join(".+?" if p.startswith("<") else re.escape(p) for p in parts)
+        return re.compile(re.escape(prefix) + body + "$")
+
+
+RETENTION = "TRIAGE_TRANSCRIPT_RETENTION_DAYS (90 d), refreshed on every event"
+KEYS: tuple[KeySpec, ...] = (
+    KeySpec(
+        "conv:{<cid>}", "hash", "the conversation: channel, customer, language, bot state, seq", RETENTION
+    ),
+    KeySpec("conv:{<cid>}:events", "stream", "the transcript; entry id `{seq}-0`", RETENTION),
+    KeySpec(
+        "conv:{<cid>}:idem:<client_msg_id>",
+        "string",
+        "a processed message's response (a retry gets it back)",
+        "30 s while in flight (a dead process's claim lapses); the response: retention",
+    ),
+    KeySpec("conv:{<cid>}:outbox", "string", "the push outbox's delivery lease", "30 s lease"),
+    KeySpec("{desk}:conv:<cid>", "hash", "ownership: state, owner, handoff, ticket id, SLA marks", RETENTION),
+    KeySpec("{desk}:conv:<cid>:skipped", "set", "agents who declined or let an offer expire", "1 d"),
+    KeySpec("{desk}:conv:<cid>:prefer", "string", "the agent a transfer named", "1 d"),
+    KeySpec(
+        "{desk}:queue:<group>",
+        "sorted set",
+        "waiting conversations and tickets",
+        bound="members leave on every transition out of queued/waiting",
+    ),
+    KeySpec(
+        "{desk}:offers",
+        "hash",
+        "open offers: conversation → agent, expiry",
+        bound="one per queued conversation; removed on accept and expiry",
+    ),
+    KeySpec(
+        "{desk}:agent:<agent_id>:open", "set", "an agent's open conversations", bound="the agent's capacity"
+    ),
+    KeySpec("{desk}:ticket:<ticket_id>", "hash", "a ticket: status, severity, SLA, customer", RETENTION),
+    KeySpec(
+        "{desk}:tickets:<status>",
+        "sorted set",
+        "ticket ids by status (open, resolved)",
+        bound="resolved: trimmed to the retention window",
+    ),
+    KeySpec("{desk}:tickets:seq:<day>", "string", "the day's ticket counter", "2 d"),
+    KeySpec(
+        "{desk}:customer:<customer>:<kind>",
+        "sorted set",
+        "a verified customer's tickets and conversations",
+        RETENTION + "; 50 newest kept",
+    ),
+    KeySpec("{desk}:audit", "stream", "every ownership change", bound="MAXLEN ~100,000"),
+    KeySpec("{desk}:breaches", "sorted set", "SLA breaches", bound="trimmed to the retention window"),
+    KeySpec("{desk}:handle_times", "list", "recent handling times (queue ETA)", bound="50 newest"),
+    KeySpec("{desk}:dispatch:lock", "string", "which process dispatches", "2 s, renewed"),
+    KeySpec(
+        "conversations",
+        "sorted set",
+        "conversations by creation time",
+        bound="trimmed to the retention window",
+    ),
+    KeySpec(
+        "outbox:conversations",
+        "sorted set",
+        "push-channel conversations the outbox follows",
+        bound="trimmed to the retention window",
+    ),
+    KeySpec("agents", "set", "agent ids", bound="one per agent account"),
+    KeySpec("agents:by_name", "hash", "agent name → id", bound="one per agent account"),
+    KeySpec("agent:<agent_id>", "hash", "an agent account", bound="one per agent account"),
+    KeySpec("session:<digest>", "string", "a console sign-in", "TRIAGE_AGENT_SESSION_HOURS (12 h)"),
+    KeySpec("apitoken:<digest>", "string", "an agent's API token", bound="one per agent account"),
+    KeySpec("login:failures:<who>", "string", "failed sign-ins (lockout)", "the lockout window (5 min)"),
+    KeySpec(
+        "presence:<agent_id>", "hash", "online/away/offline and last heartbeat", bound="one per agent account"
+    ),
+)
+
+
+def spec_for(prefix: str, key: str) -> KeySpec | None:
+    """The row of ``KEYS`` a concrete key belongs to (most specific pattern first)."""
+    for spec in sorted(KEYS, key=lambda s: -len(s.pattern)):
+        if spec.regex(prefix).match(key):
+            return spec
+    return None
