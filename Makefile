@@ -35,14 +35,15 @@ shell: train ## The interactive parse shell (type a message, see its parse)
 test: install ## Run the test suite
 	$(PY) -m pytest
 
-lint: install ## ruff (lint + format check) and mypy
-	$(VENV)/bin/ruff check bot handoff_gateway tests benchmarks
-	$(VENV)/bin/ruff format --check bot handoff_gateway tests benchmarks
+lint: install ## ruff (lint + format check), mypy and the import layers (import-linter)
+	$(VENV)/bin/ruff check bot handoff_gateway triagebot tests benchmarks
+	$(VENV)/bin/ruff format --check bot handoff_gateway triagebot tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: install ## Apply ruff's formatting and safe fixes
-	$(VENV)/bin/ruff check --fix bot handoff_gateway tests benchmarks
-	$(VENV)/bin/ruff format bot handoff_gateway tests benchmarks
+	$(VENV)/bin/ruff check --fix bot handoff_gateway triagebot tests benchmarks
+	$(VENV)/bin/ruff format bot handoff_gateway triagebot tests benchmarks
 
 eval: install ## Cross-validate the NLU on nlu_data and evaluate the KB (reports in benchmarks/results)
 	$(TRIAGE) eval --cv 5 --report benchmarks/results/nlu_cv.json --plot benchmarks/results/nlu_cv_confusion.png

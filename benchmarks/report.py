@@ -318,6 +318,41 @@ def targets_section() -> list[str]:
     return [*out, ""]
 
 
+def sockets_section() -> list[str]:
+    result = _load("sockets")
+    if not result:
+        return []
+    out = [
+        "## Websockets and Redis connections",
+        "",
+        f"Measured on: {_machine(result)}. {result['server']}; one event hub per process (one pub/sub "
+        "connection), websockets hold no Redis connection of their own; clients on the same machine.",
+        "",
+        "| open chat sockets | app connections to Redis (hub) | all server connections | open s | "
+        "a message reaches a socket, ms |",
+        "|---|---|---|---|---|",
+    ]
+    for row in result["counts"]:
+        if "skipped" in row:
+            out.append(f"| {row['sockets']:,} | not reached: {row['skipped']} | | | |")
+            continue
+        c = row["redis_connections"]
+        out.append(
+            f"| {row['sockets']:,} | {c['app_process']} ({c['hub']}) | {c['server_total']} | "
+            f"{row['open_seconds']} | {row['probe_message_ms']} |"
+        )
+    restart = result["restart"]
+    out += [
+        "",
+        f"After a Redis restart ({restart['restarts']} restarts, append-only persistence): {restart['what']} — "
+        f"user p50 {restart['user_ms']['p50']:.0f} ms / p99 {restart['user_ms']['p99']:.0f} ms, agent p50 "
+        f"{restart['agent_ms']['p50']:.0f} ms / p99 {restart['agent_ms']['p99']:.0f} ms (the hub's reconnect "
+        "backoff, capped at 1 s, plus one re-sync).",
+        "",
+    ]
+    return out
+
+
 def main() -> None:
     lines = [
         "# Benchmarks",
@@ -328,6 +363,7 @@ def main() -> None:
     ]
     lines += targets_section() + nlu_section() + kb_section() + chat_section() + gateway_section()
     lines += loop_lag_section()
+    lines += sockets_section()
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {DOC.relative_to(ROOT)}")

@@ -18,6 +18,10 @@ STEPS = [
     ("Chat: websocket reply latency and 200 concurrent users", ["benchmarks.chat"]),
     ("Gateway: handoff to offer, relay across two processes, accept race", ["benchmarks.gateway"]),
     ("Event loop: /healthz latency during sign-ins and a KB rebuild", ["benchmarks.loop_lag"]),
+    (
+        "Sockets: Redis connections at 100/1k/5k sockets, recovery after a Redis restart",
+        ["benchmarks.sockets"],
+    ),
 ]
 
 

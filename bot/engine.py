@@ -45,7 +45,7 @@ from bot.settings import Settings
 from bot.sla import format_due, sla_clock
 from bot.store.conversations import ConversationStore, now_ms
 from bot.store.handoffs import HandoffStore, Move, queue_score
-from bot.vocabulary import Group, Severity, group_for
+from bot.vocabulary import Group, Script, Severity, group_for
 
 logger = logging.getLogger(__name__)
 
@@ -507,7 +507,7 @@ class Turn:
         if self.ticket_id:
             note = (
                 f"（工单 {self.ticket_id} 已撤销）"
-                if self.script != "Latn"
+                if self.script != Script.LATN
                 else f" (ticket {self.ticket_id} withdrawn)"
             )
         self.events.append({"type": "handoff_cancelled", "role": "user", "ticket_id": self.ticket_id})
@@ -536,7 +536,7 @@ def _reply_script(text: str, detected: str, previous: str) -> str:
     """The script to answer in: a button payload, or a message too short to tell (a few Latin letters,
     digits, emoji), keeps the conversation's language."""
     if previous and (
-        payload_intent(text) or (detected == "Latn" and len(re.findall(r"[A-Za-z]+", text)) <= 2)
+        payload_intent(text) or (detected == Script.LATN and len(re.findall(r"[A-Za-z]+", text)) <= 2)
     ):
         return previous
     return detected

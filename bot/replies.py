@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from bot.vocabulary import Script, group_for
+
 TEXTS: dict[str, dict[str, str]] = {
     "greet": {
         "zh": "您好，我是报销与发票助手。请直接描述遇到的问题，例如“发票查验失败”或“收不到验证码”。",
@@ -145,12 +147,12 @@ def _s2t() -> Any:
 
 
 def base_language(script: str) -> str:
-    return "en" if script == "Latn" else "zh"
+    return group_for(script).value
 
 
 def localize(text: str, script: str) -> str:
     """Convert Simplified Chinese to Traditional for Hant readers; anything else as is."""
-    return _s2t().convert(text) if script == "Hant" else text
+    return _s2t().convert(text) if script == Script.HANT else text
 
 
 def say(key: str, script: str, **params: Any) -> str:

@@ -109,11 +109,9 @@ class AgentStore:
         self.redis: Any = redis  # decode_responses=True: replies are str
         self.cpu = cpu  # scrypt runs here (asyncio.to_thread without one), never on the event loop
         self.prefix = prefix
+        self.keys = Keys(prefix)
         self.session_seconds = int(session_hours * 3600)
         self.max_failures, self.lockout_seconds = max_failures, lockout_seconds
-
-    def _k(self, suffix: str) -> str:
-        return f"{self.prefix}{suffix}"
 
     # ------------------------------------------------------------- accounts
     async def add(
@@ -134,12 +132,12 @@ class AgentStore:
             raise TriageError("capacity must be at least 1")
         password_hash = await run_cpu(self.cpu, hash_password, password)
         agent_id = "a-" + secrets.token_hex(6)
-        if not await self.redis.hsetnx(self._k("agents:by_name"), name, agent_id):
+        if not await self.redis.hsetnx(self.keys.agents_by_name, name, agent_id):
             raise AgentExists(f"an agent named {name!r} already exists")
         api_token = "agt_" + secrets.token_urlsafe(24)
         agent = Agent(agent_id, name, role, tuple(skills), capacity, display_name or name)
         await self.redis.hset(
-            self._k(f"agent:{agent_id}"),
+            self.keys.agent(agent_id),
             mapping={
                 "id": agent_id,
                 "name": name,
@@ -152,12 +150,12 @@ class AgentStore:
                 "created_at": int(time.time()),
             },
         )
-        await self.redis.sadd(self._k("agents"), agent_id)
-        await self.redis.set(self._k(f"apitoken:{token_hash(api_token)}"), agent_id)
+        await self.redis.sadd(self.keys.agents, agent_id)
+        await self.redis.set(self.keys.api_token(token_hash(api_token)), agent_id)
         return agent, api_token
 
     async def get(self, agent_id: str) -> Agent | None:
-        raw = await self.redis.hgetall(self._k(f"agent:{agent_id}"))
+        raw = await self.redis.hgetall(self.keys.agent(agent_id))
         if not raw:
             return None
         return Agent(
@@ -170,12 +168,12 @@ class AgentStore:
         )
 
     async def all(self) -> list[Agent]:
-        ids = sorted(await self.redis.smembers(self._k("agents")))
+        ids = sorted(await self.redis.smembers(self.keys.agents))
         agents = [await self.get(i) for i in ids]
         return [a for a in agents if a]
 
     async def by_name(self, name: str) -> Agent | None:
-        agent_id = await self.redis.hget(self._k("agents:by_name"), name)
+        agent_id = await self.redis.hget(self.keys.agents_by_name, name)
         return await self.get(agent_id) if agent_id else None
 
     # ------------------------------------------------------------- sessions
@@ -185,13 +183,13 @@ class AgentStore:
         A known and an unknown name cost the same: two Redis reads and one scrypt verification (against
         ``_DUMMY_HASH`` for an unknown name), so neither the time taken nor the answer tells which names exist.
         """
-        failures_key = self._k(f"login:failures:{name}:{client}")
+        failures_key = self.keys.login_failures(f"{name}:{client}")
         failures = int(await self.redis.get(failures_key) or 0)
         if failures >= self.max_failures:
             raise TooManyAttempts(max(1, int(await self.redis.ttl(failures_key))))
-        agent_id = await self.redis.hget(self._k("agents:by_name"), name)
+        agent_id = await self.redis.hget(self.keys.agents_by_name, name)
         # The same second read for an unknown name (of a key that never exists), to keep the timing alike.
-        stored = await self.redis.hget(self._k(f"agent:{agent_id or '-'}"), "password")
+        stored = await self.redis.hget(self.keys.agent(agent_id or "-"), "password")
         matched = await run_cpu(self.cpu, verify_password, password, stored or _DUMMY_HASH)
         ok = matched and stored is not None
         if not ok:
@@ -202,7 +200,7 @@ class AgentStore:
             raise AuthError("wrong name or password")
         await self.redis.delete(failures_key)
         token = "ses_" + secrets.token_urlsafe(24)
-        await self.redis.set(self._k(f"session:{token_hash(token)}"), agent_id, ex=self.session_seconds)
+        await self.redis.set(self.keys.session(token_hash(token)), agent_id, ex=self.session_seconds)
         agent = await self.get(agent_id)
         assert agent is not None
         return agent, token, self.session_seconds
@@ -210,8 +208,8 @@ class AgentStore:
     async def authenticate(self, token: str) -> Agent:
         """The agent a session or API token belongs to; raises AuthError for a wrong or expired one."""
         digest = token_hash(token)
-        agent_id = await self.redis.get(self._k(f"session:{digest}")) or await self.redis.get(
-            self._k(f"apitoken:{digest}")
+        agent_id = await self.redis.get(self.keys.session(digest)) or await self.redis.get(
+            self.keys.api_token(digest)
         )
         agent = await self.get(agent_id) if agent_id else None
         if agent is None:
@@ -219,7 +217,7 @@ class AgentStore:
         return agent
 
     async def logout(self, token: str) -> None:
-        await self.redis.delete(self._k(f"session:{token_hash(token)}"))
+        await self.redis.delete(self.keys.session(token_hash(token)))
 
     # ------------------------------------------------------------- presence
     async def set_presence(self, agent_id: str, status: str) -> None:
@@ -227,14 +225,14 @@ class AgentStore:
             raise TriageError(f"presence must be one of {PRESENCE}")
         now = time.time()
         await self.redis.hset(
-            self._k(f"presence:{agent_id}"), mapping={"status": status, "since": now, "seen": now}
+            self.keys.presence(agent_id), mapping={"status": status, "since": now, "seen": now}
         )
 
     async def heartbeat(self, agent_id: str) -> None:
-        await self.redis.hset(self._k(f"presence:{agent_id}"), "seen", time.time())
+        await self.redis.hset(self.keys.presence(agent_id), "seen", time.time())
 
     async def presence(self, agent_id: str) -> dict[str, Any]:
-        raw = await self.redis.hgetall(self._k(f"presence:{agent_id}"))
+        raw = await self.redis.hgetall(self.keys.presence(agent_id))
         return {
             "status": raw.get("status", "offline"),
             "since": float(raw.get("since", 0)),
@@ -242,5 +240,5 @@ class AgentStore:
         }
 
     async def open_conversations(self, agent_id: str) -> set[str]:
-        members: set[str] = await self.redis.smembers(Keys(self.prefix).agent_open(agent_id))
+        members: set[str] = await self.redis.smembers(self.keys.agent_open(agent_id))
         return members

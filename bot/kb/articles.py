@@ -16,10 +16,11 @@ from typing import Any
 import yaml
 
 from bot.errors import DataError
+from bot.vocabulary import GROUPS, Severity
 
-LANGUAGES = ("zh", "en")
+LANGUAGES = tuple(g.value for g in GROUPS)
 KINDS = ("article", "faq")
-SEVERITIES = ("normal", "important", "urgent")
+SEVERITIES = tuple(s.value for s in reversed(Severity))
 PRODUCT_AREAS = (
     "invoice",
     "account",

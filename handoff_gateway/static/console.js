@@ -6,14 +6,14 @@
           logout: "退出", queue: "排队", empty: "接入一个会话开始工作。", overview: "主管视图", accept: "接入", decline: "拒绝", take: "接入",
           offer: "新会话分配给您", send: "发送", note: "内部备注", transfer: "转接", resolve: "结束会话", handback: "交还机器人",
           canned: "知识库快捷回复", search: "搜索", reconnecting: "连接中断，正在重连…", context: "上下文", intent: "意图", severity: "严重程度",
-          reason: "转人工原因", channel: "渠道", language: "语言", customer: "客户", entities: "实体", articles: "已推送文章", tickets: "历史工单",
+          reason: "转人工原因", channel: "渠道", language: "语言", customer: "客户", entities: "实体", articles: "已推送文章", tickets: "历史工单", ticket: "工单", openTickets: "未结工单",
           user: "用户", bot: "机器人", agent: "客服", system: "系统", waiting: "等待", due: "首响剩余", taken: "已被其他客服接入",
           agents: "客服", breaches: "SLA 超时", alert: "SLA 即将超时：", placeholder: "输入回复…", notePlaceholder: "仅客服可见的备注…", to: "转给（客服名或组 zh/en）" },
     en: { title: "Agent console", name: "Name", password: "Password", signin: "Sign in", presence: "Status", online: "Online", away: "Away", offline: "Offline",
           logout: "Sign out", queue: "Queue", empty: "Take a conversation to start.", overview: "Supervisor view", accept: "Accept", decline: "Decline", take: "Take",
           offer: "New conversation for you", send: "Send", note: "Internal note", transfer: "Transfer", resolve: "Resolve", handback: "Hand back to bot",
           canned: "Canned responses (KB)", search: "Search", reconnecting: "Connection lost, reconnecting…", context: "Context", intent: "Intent", severity: "Severity",
-          reason: "Handoff reason", channel: "Channel", language: "Language", customer: "Customer", entities: "Entities", articles: "Articles shown", tickets: "Earlier tickets",
+          reason: "Handoff reason", channel: "Channel", language: "Language", customer: "Customer", entities: "Entities", articles: "Articles shown", tickets: "Earlier tickets", ticket: "Ticket", openTickets: "Open tickets",
           user: "User", bot: "Bot", agent: "Agent", system: "System", waiting: "waiting", due: "first response in", taken: "taken by another agent",
           agents: "Agents", breaches: "SLA breaches", alert: "SLA about to be breached: ", placeholder: "Type a reply…", notePlaceholder: "Note only agents see…", to: "Transfer to (agent name or group zh/en)" }
   };
@@ -93,6 +93,7 @@
     S.queue.forEach(function (item) {
       var li = el("li"); li.dataset.conversation = item.conversation_id;
       li.appendChild(el("span", "badge " + item.severity, item.severity));
+      if (item.ticket_id) li.appendChild(el("span", "badge ticket", t("ticket") + " " + item.ticket_id));
       var sla = el("span", "sla", t("due") + " " + countdown(item.sla)); sla.dataset.due = item.sla ? item.sla.first_response_due : "";
       li.appendChild(sla);
       li.appendChild(el("div", null, (item.intent || "") + " · " + (item.reason || "") + " · " + item.group + (item.escalated ? " · ⚠" : "")));
@@ -183,6 +184,9 @@
       o.agents.forEach(function (a) { var tr = el("tr"); [a.display_name, a.presence, a.on_duty ? "✓" : "", a.open.length, a.capacity].forEach(function (v) { tr.appendChild(el("td", null, v)); }); table.appendChild(tr); });
       body.appendChild(el("h3", null, t("agents"))); body.appendChild(table);
       body.appendChild(el("h3", null, t("queue"))); Object.keys(o.queues).forEach(function (g) { body.appendChild(el("p", null, g + ": " + o.queues[g].length)); });
+      body.appendChild(el("h3", null, t("openTickets"))); var tl = el("ul");
+      (o.tickets || []).forEach(function (k) { tl.appendChild(el("li", null, k.ticket_id + " · " + k.severity + " · " + k.status + " · " + t("due") + " " + (k.sla ? k.sla.first_response_due : ""))); });
+      body.appendChild(tl);
       body.appendChild(el("h3", null, t("breaches"))); var ul = el("ul"); o.breaches.forEach(function (b) { ul.appendChild(el("li", null, b.conversation_id + " · " + b.kind)); }); body.appendChild(ul);
     });
   }

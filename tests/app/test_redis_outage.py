@@ -6,12 +6,12 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from triagebot.app import create_app
 from bot.kb.search import KnowledgeBase
 from bot.nlu.pipeline import NLUPipeline
 from bot.settings import Settings
 from tests.app.conftest import Chat
 from tests.live import RedisServer
+from triagebot.app import create_app
 
 
 def test_outage_then_retry_is_processed_once(

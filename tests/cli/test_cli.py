@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from triagebot.cli import app
 from tests.conftest import DATA_DIR, KB_DIR
+from triagebot.cli import app
 
 runner = CliRunner()
 

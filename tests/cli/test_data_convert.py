@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from triagebot.cli import app
 from bot.nlu.training_data import load_training_data
+from triagebot.cli import app
 
 runner = CliRunner()
 

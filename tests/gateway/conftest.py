@@ -6,11 +6,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from triagebot.app import create_app
 from bot.kb.search import KnowledgeBase
 from bot.nlu.pipeline import NLUPipeline
 from bot.settings import Settings
 from tests.app.conftest import Chat
+from triagebot.app import create_app
 
 
 @pytest.fixture

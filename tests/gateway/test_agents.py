@@ -6,11 +6,11 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from triagebot.cli import app as cli
 from bot.errors import AuthError
 from bot.settings import Settings
 from handoff_gateway.agents import hash_password, verify_password
 from tests.gateway.conftest import Agent
+from triagebot.cli import app as cli
 
 
 def test_scrypt_hashes() -> None:

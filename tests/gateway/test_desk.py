@@ -200,9 +200,7 @@ def test_sla_escalation_alerts_and_breach(desk: TestClient, make_agent: Any) -> 
         assert alert["msgtype"] == "markdown" and early.id in alert["markdown"]["content"]
         items = desk.get("/api/v1/queue", headers=make_agent("eve").headers).json()["items"]
         assert items[0]["conversation_id"] == early.id and items[0]["escalated"]  # priority rose
-        wait_for(
-            lambda: desk.portal.call(gw.desk.redis.zrange, gw.desk.keys.breaches, 0, -1), timeout=6
-        )  # type: ignore[union-attr]
+        wait_for(lambda: desk.portal.call(gw.desk.redis.zrange, gw.desk.keys.breaches, 0, -1), timeout=6)  # type: ignore[union-attr]
         assert any(e["type"] == "queue" for e in late.events())  # the waiting user saw the queue move
     finally:
         server.shutdown()
