@@ -17,8 +17,8 @@ import websockets
 from benchmarks.common import percentiles, write_result
 from benchmarks.servers import app_servers
 from bot.ownership import Owner
-from bot.store.conversations import ConversationStore
-from bot.store.queue import HandoffQueue
+from bot.store.conversations import ConversationStore, now_ms
+from bot.store.handoffs import HandoffStore, Move, queue_score
 from handoff_gateway.agents import AgentStore
 from handoff_gateway.audit import Audit
 from handoff_gateway.desk import Desk, Taken
@@ -134,7 +134,7 @@ async def accept_race(redis_url: str) -> dict[str, Any]:
     prefix = f"race-{uuid.uuid4().hex[:6]}:"
     clients = [aredis.Redis.from_url(redis_url, decode_responses=True) for _ in range(RACE_AGENTS)]
     desks = [
-        Desk(ConversationStore(c, prefix), HandoffQueue(c, prefix), AgentStore(c, prefix), Audit(c, prefix))
+        Desk(ConversationStore(c, prefix), HandoffStore(c, prefix), AgentStore(c, prefix), Audit(c, prefix))
         for c in clients
     ]
     agents = [
@@ -146,8 +146,18 @@ async def accept_race(redis_url: str) -> dict[str, Any]:
     for _ in range(RACE_ROUNDS):
         conv = await desks[0].store.create("web")
         cid = conv["conversation_id"]
-        await desks[0].store.transition(cid, Owner.QUEUED, handoff=json.dumps({"group": "zh"}))
-        await desks[0].queue.enqueue(cid, "zh", "normal", 0)
+        # Queued by the bot, as the engine does it: one transition puts it in the zh queue.
+        await desks[0].handoffs.transition(
+            cid,
+            Owner.QUEUED,
+            Move(
+                "bot",
+                "queued",
+                group="zh",
+                score=queue_score("normal", now_ms()),
+                fields={"group": "zh", "queued_at": str(now_ms())},
+            ),
+        )
 
         async def take(i: int, cid: str = cid) -> bool:
             try:

@@ -128,8 +128,8 @@ class Tally:
 
 
 def _server_counts(client: redis.Redis) -> tuple[int, Counter[str]]:
-    stats: dict[str, Any] = client.info("stats")  # type: ignore[assignment]
-    raw: dict[str, Any] = client.info("commandstats")  # type: ignore[assignment]
+    stats: dict[str, Any] = client.info("stats")
+    raw: dict[str, Any] = client.info("commandstats")
     calls = Counter({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in raw.items()})
     return int(stats["total_commands_processed"]), calls
 
@@ -179,7 +179,12 @@ async def _conversations(
 
 
 def _measure(
-    name: str, base: str, client: redis.Redis, tally: Tally, users: list[list[str]], idle_rate: Counter[str]
+    name: str,
+    base: str,
+    client: redis.Redis,
+    tally: Tally,
+    users: list[list[str]],
+    idle_rate: dict[str, float],
 ) -> dict[str, Any]:
     marks: dict[str, Any] = {}
 
@@ -221,13 +226,13 @@ def _measure(
     }
 
 
-def _idle_rate(client: redis.Redis, tally: Tally, seconds: float) -> Counter[str]:
+def _idle_rate(client: redis.Redis, tally: Tally, seconds: float) -> dict[str, float]:
     total0, calls0 = _server_counts(client)
     trips0, commands0, _ = tally.snapshot()
     time.sleep(seconds)
     total1, calls1 = _server_counts(client)
     trips1, commands1, _ = tally.snapshot()
-    rate: Counter[str] = Counter()
+    rate: dict[str, float] = {}
     rate["total"] = (total1 - total0 - 2) / seconds
     for k in calls1:
         if k != "info":

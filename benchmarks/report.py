@@ -170,25 +170,126 @@ def kb_section() -> list[str]:
     return out
 
 
+def _run_label(run: dict[str, Any]) -> str:
+    procs = "one process" if run["processes"] == 1 else f"{run['processes']} processes"
+    return f"{run['users']:,} users, {procs}"
+
+
+def _problems(run: dict[str, Any]) -> str:
+    return f"{run['lost']} / {run['duplicated']} / {run['out_of_order']}"
+
+
+def _clean(run: dict[str, Any]) -> bool:
+    """Every message answered, every socket saw exactly 1..N, no user failed."""
+    return (
+        run["messages"] == run["messages_expected"]
+        and not run["users_failed"]
+        and not run["error_frames"]
+        and not (run["lost"] or run["duplicated"] or run["out_of_order"] or run["unexpected"])
+    )
+
+
 def chat_section() -> list[str]:
     chat = _load("chat")
     if not chat:
         return []
-    single, concurrent = chat["single_user"], chat["concurrent"]
-    return [
+    if "runs" not in chat:  # a result file from before the rebuild
+        return []
+    single, closed, before = chat["single_user"], chat["closed_loop"], chat["before"]
+    out = [
         "## Conversation engine (end to end over the websocket)",
         "",
-        f"Measured on: {_machine(chat)}. {chat['server']}, {chat['redis']}; the client runs on the same machine. "
-        "Latency is from sending a message frame to receiving the bot's reply frame (parse, decide, KB search, "
-        "Redis writes and the stream fan-out included).",
+        f"Measured on: {_machine(chat)}. {chat['server']}; {chat['redis']}; {chat['client']}. Latency is "
+        "from sending a message frame to receiving the bot's reply frame (parse, decide, KB search, the Redis "
+        "writes and the fan-out through the process's event hub). Every socket checks that the seqs it "
+        "received are exactly 1..N, N being the conversation's stored seq at the end: lost / duplicated / "
+        "out-of-order events are counted per socket and summed. Users arrive evenly over the ramp, each "
+        "sends 5 messages, thinking 3–7 s (uniform) after each reply; with two processes, users alternate "
+        "between them. Load average (1 min) at start → end: the machine is shared, so it says how much of "
+        "the CPU the run had.",
         "",
-        "| scenario | messages | reply p50 ms | reply p99 ms | throughput |",
-        "|---|---|---|---|---|",
-        f"| one user | {single['messages']} | {single['reply_ms']['p50']} | {single['reply_ms']['p99']} | |",
-        f"| {concurrent['users']} concurrent users | {concurrent['messages']} | {concurrent['reply_ms']['p50']} | "
-        f"{concurrent['reply_ms']['p99']} | {concurrent['messages_per_second']} messages/s |",
+        "| scenario | arrival | messages | reply p50 ms | p99 ms | max ms | messages/s | lost / dup / out of order "
+        "| server CPU ms/message | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    if single:
+        out.append(
+            f"| one user, one message at a time | — | {single['messages']} | {single['reply_ms']['p50']} | "
+            f"{single['reply_ms']['p99']} | | | {single['lost']} / {single['duplicated']} / "
+            f"{single['out_of_order']} | | |"
+        )
+    out.append(
+        f"| before the rebuild: {before['users']} users, one process, closed loop | all at once | 2000 | "
+        f"{before['p50_ms']} | {before['p99_ms']} | | {before['messages_per_second']} | not checked | | |"
+    )
+    rows = ([("closed loop, as before (10 messages each, no think time)", closed)] if closed else []) + [
+        ("", run) for run in chat["runs"]
+    ]
+    for note, run in rows:
+        arrival = "all at once" if not run["ramp_seconds"] else f"over {run['ramp_seconds']:.0f} s"
+        load = run["load_average"]
+        label = _run_label(run) + (f", {note}" if note else "")
+        out.append(
+            f"| {label} | {arrival} | {run['messages']:,} of {run['messages_expected']:,} | "
+            f"{run['reply_ms']['p50']} | {run['reply_ms']['p99']} | {run['reply_ms']['max']} | "
+            f"{run['messages_per_second']} | {_problems(run)} | {run['server_cpu_ms_per_message']} | "
+            f"{load['start'][0]} → {load['end'][0]} |"
+        )
+    failures = sorted({f for _, run in rows for f in run["failures"]})
+    out += [
+        "",
+        "With think time, messages/s is what the users offered, not the ceiling; the closed loop is the "
+        f"ceiling (and the only like-for-like comparison with the figure from before). Open-file limit "
+        f"{chat['open_file_limit']:,}.",
         "",
     ]
+    if failures:
+        out += ["Failures: " + "; ".join(f"`{f}`" for f in failures[:5]), ""]
+    return out
+
+
+WHAT = {  # what each command in the message path is for
+    "engine: SET": "idempotency claim (SET NX) and the stored response (SET)",
+    "engine: HGETALL": "read the conversation: its record and its ownership record (one pipeline)",
+    "engine: EVALSHA append_many": "append the user's message and the replies, save the bot's memory (one script)",
+    "other: XRANGE": "event hub: read the new events once for this process's sockets (fan-out)",
+    "other: ZSCORE": "push outbox: is the conversation pushed to a channel? (once per conversation, cached)",
+}
+
+
+def redis_cost_section() -> list[str]:
+    cost = _load("redis_cost")
+    if not cost:
+        return []
+    out = [
+        "## Redis commands and round trips per message",
+        "",
+        f"Measured on: {_machine(cost)}. {cost['setup']} ({cost['idle_commands_per_second']} commands/s idle). "
+        "Commands as Redis counts them (`INFO stats` total_commands_processed, `INFO commandstats`: "
+        "commands inside scripts included); round trips as redis-py sends them (one per command or pipeline), "
+        "the engine's being those inside `Engine.handle`.",
+        "",
+        "| messages | commands in Redis | commands sent | round trips: engine | round trips: other | engine round trips "
+        "per message (histogram) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in cost["runs"]:
+        sent = round(sum(run["client_commands_per_message"].values()), 2)
+        trips = run["round_trips_per_message"]
+        out.append(
+            f"| {run['name']} ({run['messages']}) | {run['server_commands_per_message']} | {sent} | "
+            f"{trips.get('engine', 0)} | {trips.get('other', 0)} | {run['engine_round_trips_histogram']} |"
+        )
+    first = cost["runs"][0]
+    out += ["", f"Sent per message ({first['name']}):", ""]
+    out += [
+        f"- `{name}` × {n}: {WHAT.get(name, '')}"
+        for name, n in first["client_commands_per_message"].items()
+        if n >= 0.05
+    ]
+    inside = {k: v for k, v in first["server_calls_per_message"].items() if v >= 0.05}
+    out += ["", "In Redis per message: " + ", ".join(f"{k} {v}" for k, v in inside.items()) + ".", ""]
+    return out
 
 
 def gateway_section() -> list[str]:
@@ -298,6 +399,57 @@ def targets_section() -> list[str]:
                         r["search_ms"]["p99"] <= 10,
                     )
                 )
+    chat = _load("chat")
+    if chat and "runs" in chat:
+        before = chat["before"]
+        for run in chat["runs"]:
+            goal = "all answered, 0 lost/dup/out of order"
+            if run["users"] == before["users"] and run["processes"] == before["processes"]:
+                goal += f" (before: {before['messages_per_second']} msg/s, p50 {before['p50_ms']:.0f} ms)"
+            rows.append(
+                (
+                    f"chat: {_run_label(run)}",
+                    goal,
+                    f"p50 {run['reply_ms']['p50']:.0f} / p99 {run['reply_ms']['p99']:.0f} ms, "
+                    f"{run['messages_per_second']} msg/s, {run['messages']:,}/{run['messages_expected']:,} "
+                    f"answered, {_problems(run)}",
+                    _clean(run),
+                )
+            )
+        closed = chat["closed_loop"]
+        if closed:
+            rows.append(
+                (
+                    "chat: 200 users, one process, closed loop (as before)",
+                    f"≥ {before['messages_per_second']} msg/s, p50 ≤ {before['p50_ms']:.0f} ms",
+                    f"{closed['messages_per_second']} msg/s, p50 {closed['reply_ms']['p50']:.0f} ms",
+                    closed["messages_per_second"] >= before["messages_per_second"]
+                    and closed["reply_ms"]["p50"] <= before["p50_ms"],
+                )
+            )
+        runs = chat["runs"] + ([closed] if closed else [])
+        totals = [sum(r[k] for r in runs) for k in ("lost", "duplicated", "out_of_order")]
+        rows.append(
+            (
+                "events lost / duplicated / out of order, every socket, every run",
+                "0 / 0 / 0",
+                " / ".join(str(t) for t in totals) + f" ({sum(r['events_checked'] for r in runs):,} events)",
+                not any(totals),
+            )
+        )
+    cost = _load("redis_cost")
+    if cost:
+        run = cost["runs"][0]
+        trips = run["round_trips_per_message"]
+        rows.append(
+            (
+                "Redis round trips per answered message (engine)",
+                "~4",
+                f"{trips.get('engine', 0)} (+ {trips.get('other', 0)} fan-out and outbox; "
+                f"{run['server_commands_per_message']} commands in Redis)",
+                trips.get("engine", 99) <= 4,
+            )
+        )
     gateway = _load("gateway")
     if gateway:
         race = gateway["race"]
@@ -361,7 +513,8 @@ def main() -> None:
         "do not edit by hand. Figures are medians and 99th percentiles unless stated.",
         "",
     ]
-    lines += targets_section() + nlu_section() + kb_section() + chat_section() + gateway_section()
+    lines += targets_section() + nlu_section() + kb_section() + chat_section() + redis_cost_section()
+    lines += gateway_section()
     lines += loop_lag_section()
     lines += sockets_section()
     DOC.parent.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,7 @@ from pathlib import Path
 from benchmarks.common import ROOT
 from tests.live import RedisServer, free_port, wait_until_ready
 
-_TRAIN = (
-    "from bot.app import load_understanding; from bot.settings import Settings; load_understanding(Settings())"
-)
+_TRAIN = "from bot.app import load_understanding; from bot.settings import Settings; load_understanding(Settings())"
 
 
 @dataclass

@@ -45,7 +45,16 @@ def app_on_own_redis(env: dict[str, str]) -> Iterator[App]:
     redis = RedisServer(folder / "redis").start()
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bot.app.main:app", "--port", str(port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "triagebot.main:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
         env={
             **os.environ,

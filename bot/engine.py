@@ -27,7 +27,7 @@ from bot.kb.search import KnowledgeBase
 from bot.message import Button, Message, Reply
 from bot.metrics import Metrics
 from bot.nlu.pipeline import NLUPipeline
-from bot.ownership import Owner, human_owns
+from bot.ownership import Owner, TransitionError, human_owns
 from bot.policy.cancel import is_cancel
 from bot.policy.decide import (
     HELPFUL,
@@ -196,7 +196,14 @@ class Engine:
         if decision.action == "rephrase":
             metrics.fallbacks.inc()
         if decision.action == "handoff":
-            await turn.handoff(decision.reason or "user_request", severity)
+            try:
+                await turn.handoff(decision.reason or "user_request", severity)
+            except TransitionError:
+                # Another message of this user handed off a moment earlier: say where they stand.
+                turn.conv = await self.s.store.load(conv.conversation_id)
+                turn.state = turn.conv.state
+                if turn.state is Owner.QUEUED:
+                    turn.say(await self._queue_status_reply(turn.conv, script), role="system")
 
     async def _parse(self, text: str) -> Parse:
         started = time.perf_counter()

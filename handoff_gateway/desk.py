@@ -71,6 +71,11 @@ class Desk:
                 ),
             )
         except TransitionError as exc:
+            if exc.current is not Owner.ASSIGNED:  # nobody took it: it is not waiting for a human at all
+                raise Taken(
+                    f"conversation {cid} is {exc.current}: only queued conversations and waiting tickets "
+                    "can be accepted"
+                ) from exc
             conv = await self.store.load(cid)
             by = f" by {conv.owner}" if conv.owner else ""
             raise Taken(f"conversation {cid} was already taken{by} (it is {exc.current})") from exc

@@ -168,7 +168,8 @@ class Dispatcher:
             )
             agent = candidates[0][0]
             expires = time.time() + self.config.offer_timeout_s
-            await self.redis.hset(self.keys.offers, cid, json.dumps({"agent": agent.id, "expires": expires}))
+            if not await self.desk.handoffs.offer(cid, group, agent.id, expires):
+                continue  # resolved, cancelled or taken while we chose: nobody is offered a gone conversation
             await self.desk.audit.record("offered", cid, "system", agent=agent.id)
             await self.desk.notify(
                 {

@@ -236,13 +236,23 @@ async def agent_socket(ws: WebSocket) -> None:
     connection = AgentConnection(ws, gw, hub, agent, ws.app.state.settings.heartbeat_seconds)
     try:
         await connection.start()
+    except WebSocketDisconnect:
+        connection.stop()
+        return
+    except Exception as exc:  # Redis down while saying hello
+        connection.stop()
+        logger.warning("agent %s: console start failed: %r", agent.id, exc)
+        _, close, retryable = classify(exc)
+        with contextlib.suppress(Exception):
+            await connection.send("error", code="unavailable", message=describe(exc), retryable=retryable)
+            await ws.close(close)
+        return
+    try:
         await supervise(
             ws,
             connection.read(),
             {"deliver": connection.deliver(), "heartbeats": connection.heartbeats()},
             agent_id=agent.id,
         )
-    except WebSocketDisconnect:
-        pass
     finally:
         connection.stop()

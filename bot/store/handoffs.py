@@ -83,7 +83,8 @@ if tid then
   if status ~= 'resolved' and status ~= 'cancelled' then
     local next_status = ({queued = 'open', waiting = 'open', assigned = 'assigned', resolved = 'resolved', bot = 'cancelled'})[target]
     redis.call('HSET', KEYS[7], 'status', next_status, 'updated_at', now)
-    if next_status == 'assigned' then redis.call('HSETNX', KEYS[7], 'assigned_to', ARGV[5]) end
+    -- who holds it now (a transferred ticket is re-assigned to whoever accepts it next)
+    if next_status == 'assigned' then redis.call('HSET', KEYS[7], 'assigned_to', ARGV[5]) end
     if next_status == 'resolved' or next_status == 'cancelled' then
       redis.call('HSET', KEYS[7], 'closed_at', now)
       redis.call('ZREM', KEYS[8], tid)
@@ -116,6 +117,15 @@ redis.call('HSET', KEYS[1], 'escalated', ARGV[2])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'action', 'escalated', 'conversation_id', ARGV[1],
   'actor', 'system', 'at', string.format('%.3f', tonumber(ARGV[2]) / 1000), 'detail', ARGV[4])
 return 1
+"""
+
+
+# An offer is written only while the conversation is still in the queue and has no other open offer: a
+# conversation resolved or cancelled while the dispatcher chose an agent is never offered.
+# KEYS: 1 the queue, 2 offers; ARGV: 1 conversation id, 2 the offer (json)
+_OFFER = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+return redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
 """
 
 
@@ -164,6 +174,7 @@ class HandoffStore:
         self.timezone = timezone
         self._transition = redis.register_script(_TRANSITION)
         self._escalate = redis.register_script(_ESCALATE)
+        self._offer = redis.register_script(_OFFER)
         self._none = f"{self.keys.desk}:none"  # a declared placeholder key in the slot; never written
 
     # ----------------------------------------------------------------------------- reading
@@ -248,6 +259,15 @@ class HandoffStore:
             args=[cid, int(time.time() * 1000), SEVERITY_SPAN, json.dumps(dict(detail)), AUDIT_MAX],
         )
         return bool(done)
+
+    async def offer(self, cid: str, group: str, agent_id: str, expires: float) -> bool:
+        """Offer ``cid`` to ``agent_id`` until ``expires`` (epoch s); False if it left the queue meanwhile or
+        already has an offer."""
+        offered = await self._offer(
+            keys=[self.keys.queue(group), self.keys.offers],
+            args=[cid, json.dumps({"agent": agent_id, "expires": expires})],
+        )
+        return bool(offered)
 
     # ----------------------------------------------------------------------------- tickets
     async def new_ticket_id(self) -> str:

@@ -6,14 +6,14 @@
           logout: "退出", queue: "排队", empty: "接入一个会话开始工作。", overview: "主管视图", accept: "接入", decline: "拒绝", take: "接入",
           offer: "新会话分配给您", send: "发送", note: "内部备注", transfer: "转接", resolve: "结束会话", handback: "交还机器人",
           canned: "知识库快捷回复", search: "搜索", reconnecting: "连接中断，正在重连…", context: "上下文", intent: "意图", severity: "严重程度",
-          reason: "转人工原因", channel: "渠道", language: "语言", customer: "客户", entities: "实体", articles: "已推送文章", tickets: "历史工单", ticket: "工单", openTickets: "未结工单",
+          reason: "转人工原因", channel: "渠道", language: "语言", customer: "客户", entities: "实体", articles: "已推送文章", tickets: "历史工单", ticket: "工单", openTickets: "未结工单", verified: "已验证", anonymous: "匿名访客", conversations: "历史会话",
           user: "用户", bot: "机器人", agent: "客服", system: "系统", waiting: "等待", due: "首响剩余", taken: "已被其他客服接入",
           agents: "客服", breaches: "SLA 超时", alert: "SLA 即将超时：", placeholder: "输入回复…", notePlaceholder: "仅客服可见的备注…", to: "转给（客服名或组 zh/en）" },
     en: { title: "Agent console", name: "Name", password: "Password", signin: "Sign in", presence: "Status", online: "Online", away: "Away", offline: "Offline",
           logout: "Sign out", queue: "Queue", empty: "Take a conversation to start.", overview: "Supervisor view", accept: "Accept", decline: "Decline", take: "Take",
           offer: "New conversation for you", send: "Send", note: "Internal note", transfer: "Transfer", resolve: "Resolve", handback: "Hand back to bot",
           canned: "Canned responses (KB)", search: "Search", reconnecting: "Connection lost, reconnecting…", context: "Context", intent: "Intent", severity: "Severity",
-          reason: "Handoff reason", channel: "Channel", language: "Language", customer: "Customer", entities: "Entities", articles: "Articles shown", tickets: "Earlier tickets", ticket: "Ticket", openTickets: "Open tickets",
+          reason: "Handoff reason", channel: "Channel", language: "Language", customer: "Customer", entities: "Entities", articles: "Articles shown", tickets: "Earlier tickets", ticket: "Ticket", openTickets: "Open tickets", verified: "verified", anonymous: "anonymous visitor", conversations: "Earlier conversations",
           user: "User", bot: "Bot", agent: "Agent", system: "System", waiting: "waiting", due: "first response in", taken: "taken by another agent",
           agents: "Agents", breaches: "SLA breaches", alert: "SLA about to be breached: ", placeholder: "Type a reply…", notePlaceholder: "Note only agents see…", to: "Transfer to (agent name or group zh/en)" }
   };
@@ -158,9 +158,9 @@
       var tb = S.tabs[cid]; if (!tb) return; tb.ctx.textContent = "";
       var dl = el("dl");
       [["intent", (c.intent.name || "") + " (" + (c.intent.confidence || 0) + ")"], ["severity", c.severity], ["reason", c.handoff.reason],
-       ["channel", c.channel], ["language", c.language], ["customer", [c.customer.user, c.customer.tenant, c.customer.vip_tier].filter(Boolean).join(" · ")],
+       ["channel", c.channel], ["language", c.language], ["customer", c.customer.verified ? [t("verified"), c.customer.name, c.customer.user, c.customer.tenant, c.customer.email, c.customer.phone, c.customer.vip_tier ? "VIP " + c.customer.vip_tier : ""].filter(Boolean).join(" · ") : t("anonymous")],
        ["entities", c.entities.map(function (e) { return e.entity + "=" + (typeof e.value === "object" ? JSON.stringify(e.value) : e.value); }).join(", ")],
-       ["articles", c.kb_articles_shown.join(", ")], ["tickets", c.earlier_tickets.join(", ")]].forEach(function (p) { dl.appendChild(el("dt", null, t(p[0]))); dl.appendChild(el("dd", null, p[1] || "—")); });
+       ["articles", c.kb_articles_shown.join(", ")], ["tickets", c.earlier_tickets.join(", ")], ["conversations", (c.customer.earlier_conversations || []).map(function (x) { return x.conversation_id || x; }).join(", ")]].forEach(function (p) { dl.appendChild(el("dt", null, t(p[0]))); dl.appendChild(el("dd", null, p[1] || "—")); });
       tb.ctx.appendChild(dl);
       var search = el("input"); search.placeholder = t("canned"); search.setAttribute("aria-label", t("canned"));
       var results = el("ul", "canned");

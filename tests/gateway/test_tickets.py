@@ -7,6 +7,7 @@ Each test guards one defect of the old desk (named in its docstring)."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -191,6 +192,9 @@ def test_a_supervisor_resolving_a_queued_conversation_takes_it_out_of_the_queue(
     gw = gateway(desk)
     call(desk, gw.dispatcher.tick)  # a full dispatcher pass with the agent free and online
     assert second.id not in offers(desk)
+    # A dispatcher that chose an agent before the resolve writes its offer after it: refused, atomically.
+    assert not call(desk, gw.handoffs.offer, second.id, "zh", agent.id, time.time() + 30)
+    assert second.id not in offers(desk)
     assert audit(desk, second.id) == ["queued", "resolved"]
 
 
@@ -208,7 +212,8 @@ def test_accepting_outside_the_queue_is_refused_with_the_state(
         assert agent.post(f"{user.id}/accept").status_code == 200
         assert agent.post(f"{user.id}/resolve").status_code == 200
     refused = agent.post(f"{user.id}/accept")
-    assert refused.status_code == 409 and f"is {state}" in refused.json()["detail"], refused.json()
+    detail = refused.json()["detail"]
+    assert refused.status_code == 409 and f"is {state}" in detail and "already taken" not in detail, detail
     assert call(desk, gateway(desk).handoffs.state, user.id) == state
 
 
@@ -223,6 +228,20 @@ def test_exactly_one_agent_wins_a_ticket(desk: TestClient, user: Chat, make_agen
     assert ticket_of(desk, user, ticket_id)["assigned_to"] == winner.id
     opened = [call(desk, gateway(desk).agents.open_conversations, a.id) for a in agents]
     assert opened == [{user.id} if a is winner else set() for a in agents]
+
+
+def test_a_transferred_ticket_names_its_current_agent(desk: TestClient, user: Chat, make_agent: Any) -> None:
+    """Guards "a ticket keeps naming its first agent": after a transfer, ``assigned_to`` is whoever accepted
+    it last, in the ticket and in the tickets list."""
+    first: Agent = make_agent("first")
+    second: Agent = make_agent("second")
+    ticket_id = open_ticket(user)
+    assert first.post(f"{user.id}/accept").status_code == 200
+    assert first.post(f"{user.id}/transfer", {"note": "交给同事"}).status_code == 200
+    assert ticket_of(desk, user, ticket_id)["status"] == "open"
+    assert second.post(f"{user.id}/accept").status_code == 200
+    assert ticket_of(desk, user, ticket_id)["assigned_to"] == second.id
+    assert tickets(desk, second, "open")[ticket_id]["assigned_to"] == second.id
 
 
 # -------------------------------------------------------------------------------- schedule promises
