@@ -18,10 +18,13 @@ import asyncio
 import json
 import os
 import random
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,7 +32,7 @@ import psutil
 import redis.asyncio as aredis
 import websockets
 
-from benchmarks.common import percentiles, write_result
+from benchmarks.common import RESULTS, ROOT, SHARED, percentiles, write_result
 from benchmarks.servers import Cluster, app_servers, raise_open_files
 from bot.store.keys import Keys
 
@@ -51,6 +54,7 @@ PER_USER = 5
 THINK_S = (3.0, 7.0)  # uniform, between a reply and the user's next message
 REPLY_TIMEOUT_S = 120.0
 BEFORE = {"users": 200, "processes": 1, "messages_per_second": 190.3, "p50_ms": 887.5, "p99_ms": 1678.5}
+BEFORE_COMMIT = "32a6f38"  # where BEFORE was measured (2026-11-23, on another machine)
 
 
 @dataclass(frozen=True)
@@ -257,7 +261,36 @@ def _summary(run: dict[str, Any]) -> str:
     )
 
 
+def before_on_this_machine() -> dict[str, Any]:
+    """Run the chat benchmark of the code before the rebuild (``git archive`` of BEFORE_COMMIT into a temporary
+    folder, its own servers and model) on this machine, for a like-for-like comparison."""
+    folder = Path(tempfile.mkdtemp(prefix="triage-before-"))
+    archive = subprocess.run(["git", "archive", BEFORE_COMMIT], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    load_start = os.getloadavg()
+    env = {**os.environ, "TRIAGE_SHARED_DIR": str(SHARED)}
+    subprocess.run([sys.executable, "-m", "benchmarks.chat"], cwd=folder, env=env, check=True)
+    old = json.loads((folder / "benchmarks" / "results" / "chat.json").read_text(encoding="utf-8"))
+    return {
+        "commit": BEFORE_COMMIT,
+        "measured_at": old["measured_at"],
+        "single_user": old["single_user"],
+        "concurrent": old["concurrent"],
+        "load_average": {
+            "start": [round(x, 2) for x in load_start],
+            "end": [round(x, 2) for x in os.getloadavg()],
+        },
+    }
+
+
 def main() -> None:
+    if sys.argv[1:] == ["before"]:  # `python -m benchmarks.chat before`: add the old code's run to chat.json
+        path = RESULTS / "chat.json"
+        result = json.loads(path.read_text(encoding="utf-8"))
+        result["before_on_this_machine"] = before_on_this_machine()
+        path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        _log(f"wrote {path}")
+        return
     open_files = raise_open_files()
     only = {int(a) for a in sys.argv[1:]}  # e.g. `python -m benchmarks.chat 200` runs the 200-user rows
     runs: list[dict[str, Any]] = []

@@ -222,6 +222,14 @@ def chat_section() -> list[str]:
         f"| before the rebuild: {before['users']} users, one process, closed loop | all at once | 2000 | "
         f"{before['p50_ms']} | {before['p99_ms']} | | {before['messages_per_second']} | not checked | | |"
     )
+    same = chat.get("before_on_this_machine")
+    if same:
+        c, load = same["concurrent"], same["load_average"]
+        out.append(
+            f"| before the rebuild (commit {same['commit']}) on this machine, {c['users']} users, one process, "
+            f"closed loop | all at once | {c['messages']:,} | {c['reply_ms']['p50']} | {c['reply_ms']['p99']} | | "
+            f"{c['messages_per_second']} | not checked | | {load['start'][0]} → {load['end'][0]} |"
+        )
     rows = ([("closed loop, as before (10 messages each, no think time)", closed)] if closed else []) + [
         ("", run) for run in chat["runs"]
     ]
@@ -422,7 +430,13 @@ def targets_section() -> list[str]:
                 (
                     "chat: 200 users, one process, closed loop (as before)",
                     f"≥ {before['messages_per_second']} msg/s, p50 ≤ {before['p50_ms']:.0f} ms",
-                    f"{closed['messages_per_second']} msg/s, p50 {closed['reply_ms']['p50']:.0f} ms",
+                    f"{closed['messages_per_second']} msg/s, p50 {closed['reply_ms']['p50']:.0f} ms"
+                    + (
+                        f" (the old code on this machine: {same['concurrent']['messages_per_second']} msg/s, "
+                        f"p50 {same['concurrent']['reply_ms']['p50']:.0f} ms)"
+                        if (same := chat.get("before_on_this_machine"))
+                        else ""
+                    ),
                     closed["messages_per_second"] >= before["messages_per_second"]
                     and closed["reply_ms"]["p50"] <= before["p50_ms"],
                 )

@@ -15,7 +15,8 @@ STEPS = [
     ("NLU: SMP2019 (Chinese)", ["benchmarks.nlu", "smp2019"]),
     ("KB: evaluation queries", ["benchmarks.kb", "eval"]),
     ("KB: index scale, 10k and 100k articles", ["benchmarks.kb", "scale"]),
-    ("Chat: websocket reply latency and 200 concurrent users", ["benchmarks.chat"]),
+    ("Chat: reply latency, 200 and 1,000 users arriving, one and two processes", ["benchmarks.chat"]),
+    ("Redis: commands and round trips per chat message", ["benchmarks.redis_cost"]),
     ("Gateway: handoff to offer, relay across two processes, accept race", ["benchmarks.gateway"]),
     ("Event loop: /healthz latency during sign-ins and a KB rebuild", ["benchmarks.loop_lag"]),
     (

@@ -155,6 +155,7 @@ class Engine:
             memory.update(pending="", last_answer_intent="", fallback_count="0")
             conv = await store.load(cid)
             turn.conv, turn.state, state = conv, Owner.BOT, Owner.BOT
+            turn.ticket_id = None  # the closed ticket belongs to the last visit
 
         if state in (Owner.QUEUED, Owner.WAITING) and is_cancel(message.text):
             await turn.cancel_handoff()

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 PAGE = 500  # events per XRANGE
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 FIRST_SUBSCRIPTION_WAIT_S = 5.0
+RESYNC_WAIT_S = 5.0  # for the followed conversations' catch-up before consoles are told
 
 
 # ----------------------------------------------------------------------- what a connection receives
@@ -255,9 +256,12 @@ class EventHub:
     async def sweep(self) -> int:
         """Compare every followed conversation's stored seq with what was delivered (one pipelined HGET)
         and catch up those behind; returns how many were behind."""
+        return len(await self._sweep())
+
+    async def _sweep(self) -> list[str]:
         cids = list(self._topics)
         if not cids:
-            return 0
+            return []
         async with self.store.redis.pipeline(transaction=False) as pipe:
             for cid in cids:
                 pipe.hget(self.store.key(cid), "seq")
@@ -269,7 +273,7 @@ class EventHub:
         ]
         for cid in behind:
             self._kick(cid)
-        return len(behind)
+        return behind
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -326,14 +330,19 @@ class EventHub:
         logger.debug("event hub: subscribing failed (%r); retrying", error)
 
     async def _resync(self) -> None:
+        """Catch up the followed conversations first (their events reach the sockets before anything
+        else), then tell the consoles."""
         try:
-            behind = await self.sweep()
+            behind = await self._sweep()
         except REDIS_DOWN as exc:
-            behind = 0
+            behind = []
             logger.info("event hub re-sync deferred to the next sweep: %r", exc)
+        readers = [t.reader for cid in behind if (t := self._topics.get(cid)) and t.reader]
+        if readers:
+            await asyncio.wait(readers, timeout=RESYNC_WAIT_S)
         logger.warning(
             "event hub resubscribed; %d of %d followed conversation(s) caught up, %d console(s) told",
-            behind,
+            len(behind),
             len(self._topics),
             len(self._desk),
         )

@@ -32,6 +32,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "Redis unavailable; retry after Retry-After seconds"},
 }
 MAX_WAIT_SECONDS = 30.0
+INTERNAL_TICKET_FIELDS = frozenset({"customer_key", "created_ms", "assigned_to", "updated_at"})
 HISTORY_SIZE = 50  # a verified customer's newest conversations kept for the agent's context card
 
 
@@ -145,4 +146,4 @@ async def get_ticket(
     if ticket is None:
         raise NotFound(f"no ticket {ticket_id!r}; ticket ids look like T-20261123-0001")
     await _authorized(svc, ticket["conversation_id"], token)
-    return ticket
+    return {k: v for k, v in ticket.items() if k not in INTERNAL_TICKET_FIELDS}

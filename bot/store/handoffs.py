@@ -297,12 +297,20 @@ class HandoffStore:
         return [_unflat(row) for row in rows if row]
 
     async def trim(self) -> None:
-        """Bound the indexes that do not expire: resolved tickets and breaches older than the retention."""
+        """Bound the indexes that do not expire: resolved tickets and breaches older than the retention,
+        and queue members and open tickets whose ownership record expired with the retention."""
         cutoff = time.time() * 1000 - self.retention_ms
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zremrangebyscore(self.keys.tickets("resolved"), "-inf", cutoff)
             pipe.zremrangebyscore(self.keys.breaches, "-inf", cutoff / 1000)
             await pipe.execute()
+        for group in GROUPS:
+            for cid in await self.queued(group):
+                if not await self.redis.exists(self.keys.handoff(cid)):
+                    await self.redis.zrem(self.keys.queue(group), cid)
+        for ticket_id in await self.redis.zrange(self.keys.tickets("open"), 0, -1):
+            if not await self.redis.exists(self.keys.ticket(ticket_id)):
+                await self.redis.zrem(self.keys.tickets("open"), ticket_id)
 
 
 def _flat(ticket: Mapping[str, Any]) -> dict[str, str]:

@@ -191,14 +191,17 @@ KEYS: tuple[KeySpec, ...] = (
         bound="one per queued conversation; removed on accept and expiry",
     ),
     KeySpec(
-        "{desk}:agent:<agent_id>:open", "set", "an agent's open conversations", bound="the agent's capacity"
+        "{desk}:agent:<agent_id>:open",
+        "set",
+        "an agent's open conversations",
+        bound="the agent's capacity (a supervisor's leave on resolve, transfer and hand back)",
     ),
     KeySpec("{desk}:ticket:<ticket_id>", "hash", "a ticket: status, severity, SLA, customer", RETENTION),
     KeySpec(
         "{desk}:tickets:<status>",
         "sorted set",
         "ticket ids by status (open, resolved)",
-        bound="resolved: trimmed to the retention window",
+        bound="open: a ticket leaves when resolved or cancelled; resolved: trimmed to the retention window",
     ),
     KeySpec("{desk}:tickets:seq:<day>", "string", "the day's ticket counter", "2 d"),
     KeySpec(
@@ -241,3 +244,18 @@ def spec_for(prefix: str, key: str) -> KeySpec | None:
         if spec.regex(prefix).match(key):
             return spec
     return None
+
+
+def markdown_table() -> str:
+    """``KEYS`` as the Markdown table of docs/redis.md."""
+    rows = ["| key (after the prefix) | type | what | expires / bound |", "|---|---|---|---|"]
+    for spec in KEYS:
+        lives = f"expires: {spec.ttl}" if spec.ttl else f"no TTL; bounded: {spec.bound}"
+        rows.append(f"| `{spec.pattern}` | {spec.kind} | {spec.what} | {lives} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # python -m bot.store.keys > the table in docs/redis.md
+    import sys
+
+    sys.stdout.write(markdown_table())

@@ -176,6 +176,7 @@ def test_no_agent_on_duty_opens_a_ticket_and_it_can_be_looked_up(client: TestCli
     assert ticket_id in chat.text and "前首次回复" in chat.text
     ticket = client.get(f"/api/v1/tickets/{ticket_id}", headers=chat.headers)
     assert ticket.status_code == 200 and ticket.json()["conversation_id"] == chat.id
+    assert not {"customer_key", "created_ms", "assigned_to"} & ticket.json().keys()  # internal fields
     chat.say(f"查询工单 {ticket_id}")
     assert ticket_id in chat.text and "待处理" in chat.text and "UTC+08:00" in chat.text
     other = Chat(client)

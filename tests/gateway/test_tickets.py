@@ -165,7 +165,8 @@ def test_an_overdue_ticket_is_escalated_and_its_breach_recorded(make_desk: MakeD
     assert list(queue(desk, boss)) == [early.id, urgent.id] and queue(desk, boss)[early.id]["escalated"]
     wait_for(lambda: call(desk, gw.desk.redis.zrange, gw.desk.keys.breaches, 0, -1), timeout=8)
     assert call(desk, gw.desk.redis.zrange, gw.desk.keys.breaches, 0, -1) == [f"{early.id}:first_response"]
-    assert audit(desk, early.id) == ["ticket_opened", "escalated", "breached"]
+    # One pass may find it already due: then the breach is written just before the escalation.
+    assert sorted(audit(desk, early.id)) == ["breached", "escalated", "ticket_opened"]
     card = desk.get(f"/api/v1/conversations/{early.id}/context", headers=boss.headers).json()
     assert card["handoff"]["escalated"] and card["ticket_id"] == early_ticket
 

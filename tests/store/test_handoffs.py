@@ -185,3 +185,21 @@ async def test_ticket_ids_are_numbered_per_day(handoffs: HandoffStore) -> None:
 async def test_ownership_records_expire(handoffs: HandoffStore) -> None:
     await handoffs.transition("c1", Owner.QUEUED, queued())
     assert 0 < await handoffs.redis.pttl(handoffs.keys.handoff("c1")) <= 600_000
+
+
+async def test_trim_drops_queue_members_and_open_tickets_whose_records_expired(
+    handoffs: HandoffStore,
+) -> None:
+    tid = await handoffs.new_ticket_id()
+    await handoffs.transition(
+        "gone",
+        Owner.WAITING,
+        Move(
+            "bot", "ticket_opened", group="zh", score=1, ticket=ticket(tid, "gone"), fields={"ticket_id": tid}
+        ),
+    )
+    await handoffs.transition("kept", Owner.QUEUED, queued())
+    await handoffs.redis.delete(handoffs.keys.handoff("gone"), handoffs.keys.ticket(tid))  # as if expired
+    await handoffs.trim()
+    assert await members(handoffs) == ["kept"]
+    assert await handoffs.redis.zrange(handoffs.keys.tickets("open"), 0, -1) == []
