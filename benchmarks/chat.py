@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ class Socket:
     seqs: list[int] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    error_codes: Counter[str] = field(default_factory=Counter)
     final_seq: int = 0
 
     def check(self) -> dict[str, int]:
@@ -128,6 +130,7 @@ async def _user(
                     result.seqs.append(frame["seq"])
                 if frame.get("type") == "error":
                     result.errors += 1
+                    result.error_codes[str(frame.get("code"))] += 1
                     waiting = pending.pop(str(frame.get("client_msg_id")), None)
                     if waiting:
                         waiting[1].set_result(None)
@@ -216,6 +219,7 @@ async def _crowd(
         **bad,
         "sockets_with_problems": sum(1 for c in checks if any(c.values())),
         "error_frames": sum(s.errors for s in sockets),
+        "error_codes": dict(sum((s.error_codes for s in sockets), Counter[str]())),
         "users_failed": len(failures),
         "failures": sorted(set(failures))[:5],
         "server_cpu_ms_per_message": round(1000 * server_cpu / max(1, len(latencies)), 2),

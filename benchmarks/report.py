@@ -179,6 +179,27 @@ def _problems(run: dict[str, Any]) -> str:
     return f"{run['lost']} / {run['duplicated']} / {run['out_of_order']}"
 
 
+def _ms(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+FAILURE_KINDS = [  # what a failed user's exception says -> what happened
+    (
+        "503 Service Unavailable",
+        "503 on POST /api/v1/conversations (Redis ConnectionError with Redis up: no pool connection free within 5 s)",
+    ),
+    ("'unavailable'", "messages refused as unavailable (the same)"),
+    ("bad_hello", "the server did not read the hello within 10 s (bad_hello)"),
+    ("ReadError", "the connection dropped (ReadError)"),
+    ("TimeoutError", "no reply within 120 s"),
+]
+
+
+def _failure_kinds(failures: list[str]) -> list[str]:
+    kinds = {next((kind for needle, kind in FAILURE_KINDS if needle in f), f[:80]) for f in failures}
+    return sorted(kinds)
+
+
 def _clean(run: dict[str, Any]) -> bool:
     """Every message answered, every socket saw exactly 1..N, no user failed."""
     return (
@@ -214,8 +235,8 @@ def chat_section() -> list[str]:
     ]
     if single:
         out.append(
-            f"| one user, one message at a time | — | {single['messages']} | {single['reply_ms']['p50']} | "
-            f"{single['reply_ms']['p99']} | | | {single['lost']} / {single['duplicated']} / "
+            f"| one user, one message at a time | — | {single['messages']} | {_ms(single['reply_ms']['p50'])} | "
+            f"{_ms(single['reply_ms']['p99'])} | | | {single['lost']} / {single['duplicated']} / "
             f"{single['out_of_order']} | | |"
         )
     out.append(
@@ -227,7 +248,7 @@ def chat_section() -> list[str]:
         c, load = same["concurrent"], same["load_average"]
         out.append(
             f"| before the rebuild (commit {same['commit']}) on this machine, {c['users']} users, one process, "
-            f"closed loop | all at once | {c['messages']:,} | {c['reply_ms']['p50']} | {c['reply_ms']['p99']} | | "
+            f"closed loop | all at once | {c['messages']:,} | {_ms(c['reply_ms']['p50'])} | {_ms(c['reply_ms']['p99'])} | | "
             f"{c['messages_per_second']} | not checked | | {load['start'][0]} → {load['end'][0]} |"
         )
     rows = ([("closed loop, as before (10 messages each, no think time)", closed)] if closed else []) + [
@@ -237,13 +258,17 @@ def chat_section() -> list[str]:
         arrival = "all at once" if not run["ramp_seconds"] else f"over {run['ramp_seconds']:.0f} s"
         load = run["load_average"]
         label = _run_label(run) + (f", {note}" if note else "")
+        r = run["reply_ms"]
         out.append(
             f"| {label} | {arrival} | {run['messages']:,} of {run['messages_expected']:,} | "
-            f"{run['reply_ms']['p50']} | {run['reply_ms']['p99']} | {run['reply_ms']['max']} | "
-            f"{run['messages_per_second']} | {_problems(run)} | {run['server_cpu_ms_per_message']} | "
-            f"{load['start'][0]} → {load['end'][0]} |"
+            f"{_ms(r['p50'])} | {_ms(r['p99'])} | {_ms(r['max'])} | {run['messages_per_second']} | "
+            f"{_problems(run)} | {run['server_cpu_ms_per_message']} | {load['start'][0]} → {load['end'][0]} |"
         )
-    failures = sorted({f for _, run in rows for f in run["failures"]})
+    failed = [
+        (_run_label(run) + (f", {note}" if note else ""), run)
+        for note, run in rows
+        if run["users_failed"] or run["error_frames"]
+    ]
     out += [
         "",
         "With think time, messages/s is what the users offered, not the ceiling; the closed loop is the "
@@ -251,8 +276,14 @@ def chat_section() -> list[str]:
         f"{chat['open_file_limit']:,}.",
         "",
     ]
-    if failures:
-        out += ["Failures: " + "; ".join(f"`{f}`" for f in failures[:5]), ""]
+    for label, run in failed:
+        out += [
+            f"{label}: {run['users_failed']} users failed, {run['error_frames']} error frames"
+            + (f" ({run['error_codes']})" if run.get("error_codes") else "")
+            + "".join(f"; {kind}" for kind in _failure_kinds(run["failures"]))
+            + ".",
+            "",
+        ]
     return out
 
 

@@ -65,9 +65,9 @@ def test_events_from_elsewhere_reach_the_socket(client: TestClient, chat: Chat) 
     store = client.app.state.services.store  # type: ignore[attr-defined]
     with client.websocket_connect("/ws/chat") as ws:
         hello(ws, chat)
-        client.portal.call(
+        client.portal.call(  # type: ignore[union-attr]
             store.append, chat.id, {"type": "message", "role": "agent", "text": "您好，我是客服小王"}
-        )  # type: ignore[union-attr]
+        )
         frames = receive_until(ws, lambda f: f.get("role") == "agent")
     assert frames[-1]["text"] == "您好，我是客服小王" and frames[-1]["seq"] == 1
 
@@ -145,9 +145,9 @@ def test_agent_typing_reaches_the_user(client: TestClient, chat: Chat) -> None:
     with client.websocket_connect("/ws/chat") as ws:
         hello(ws, chat)
         for _ in range(20):  # the subscription starts right after hello; publish until it is listening
-            client.portal.call(
+            client.portal.call(  # type: ignore[union-attr]
                 store.redis.publish, store.keys.typing_channel, json.dumps({"c": chat.id, "role": "agent"})
-            )  # type: ignore[union-attr]
+            )
             frame = ws.receive_json()
             if frame["type"] == "typing":
                 break

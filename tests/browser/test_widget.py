@@ -137,8 +137,10 @@ def _host_page(page: Any, server: LiveServer, config: str) -> None:
     """A host SaaS page embedding the widget with its own config (served on the app's origin)."""
     html = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"></head><body>
 <script>window.TriagebotConfig = {config};</script><script src="/static/widget.js" defer></script></body></html>"""
-    page.route(server.url + "/host", lambda route: route.fulfill(content_type="text/html", body=html))
-    page.goto(server.url + "/host")
+    # Written into a page the app really served: a document fulfilled by page.route has no address space
+    # of its own, and Chromium's local-network-access checks then refuse its websocket to loopback.
+    page.goto(server.url + "/healthz")
+    page.set_content(html)
 
 
 def _record(server: LiveServer, conversation_id: str) -> dict[str, str]:
