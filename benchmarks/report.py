@@ -508,7 +508,16 @@ def targets_section() -> list[str]:
         )
     if not rows:
         return []
-    out = ["## Targets", "", "| target | goal | measured | met |", "|---|---|---|---|"]
+    out = ["## Targets", ""]
+    if chat and "runs" in chat:
+        loads = [r["load_average"]["start"][0] for r in [*chat["runs"], chat["closed_loop"]] if r]
+        out += [
+            f"Chat rows measured on: {_machine(chat)}, shared with other work (1-minute load average "
+            f"{min(loads)}–{max(loads)} at the runs' starts on {chat['machine']['cores']} cores; the figure "
+            "from before the rebuild was measured on a different machine). Other rows: see each section.",
+            "",
+        ]
+    out += ["| target | goal | measured | met |", "|---|---|---|---|"]
     out += [
         f"| {name} | {goal} | {value} | {'yes' if met else '**no**'} |" for name, goal, value, met in rows
     ]

@@ -16,11 +16,11 @@ from typing import Any
 import jwt
 
 from bot.errors import AuthError
+from bot.vocabulary import MAX_VIP_TIER
 
 logger = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
-MAX_VIP_TIER = 3
 CLAIMS = ("sub", "exp", "tenant", "name", "email", "phone", "vip", "locale")
 _FIX = "ask the host page for a fresh one"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.contracts.handoff import Handoff
+from bot.identity import Identity
 from bot.ownership import Owner
 from bot.vocabulary import Group, Severity
 
@@ -37,25 +38,12 @@ DESK_FIELDS = frozenset(
 
 
 @dataclass(frozen=True)
-class Customer:
-    verified: bool = False
-    user: str = ""
-    tenant: str = ""
-    name: str = ""
-    email: str = ""
-    phone: str = ""
-    vip_tier: int = 0
-    locale: str = ""
-    key: str = ""  # customer_key: the verified customer's history; "" when anonymous
-
-
-@dataclass(frozen=True)
 class Conversation:
     conversation_id: str
     channel: str
     state: Owner
     owner: str
-    customer: Customer
+    customer: Identity  # verified by the host's identity token, or anonymous
     language: str = ""
     script: str = ""
     severity: Severity = Severity.NORMAL
@@ -92,7 +80,7 @@ class Conversation:
             channel=record.get("channel", "web"),
             state=Owner(record.get("state") or Owner.BOT),
             owner=record.get("owner", ""),
-            customer=Customer(
+            customer=Identity(
                 verified=record.get("verified") == "1",
                 user=record.get("user", ""),
                 tenant=record.get("tenant", ""),
@@ -101,7 +89,6 @@ class Conversation:
                 phone=record.get("phone", ""),
                 vip_tier=num("vip"),
                 locale=record.get("locale", ""),
-                key=record.get("customer_key", ""),
             ),
             language=record.get("language", ""),
             script=record.get("script", ""),
