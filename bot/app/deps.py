@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
+from bot.channels.base import Channel
 from bot.engine import Engine, Services
 from bot.errors import AuthError
+from bot.message import Message
+from bot.vocabulary import Channel as ChannelName
 
 
 def services(request: Request) -> Services:
@@ -38,3 +43,20 @@ def check_token(conversation: dict[str, str], token: str) -> None:
     expected = conversation.get("token_hash", "")
     if not expected or not hmac.compare_digest(expected, token_hash(token)):
         raise AuthError("this token does not open this conversation")
+
+
+def web_message(
+    connection: HTTPConnection, conversation: Mapping[str, str], text: str, client_msg_id: str
+) -> Message:
+    """The widget's message (REST or websocket) through the web channel. The sender is the conversation's
+    user (verified at creation, or anonymous) — never what a request body says."""
+    web: Channel = connection.app.state.channels[ChannelName.WEB]
+    return web.receive(
+        {
+            "conversation_id": conversation["conversation_id"],
+            "channel": conversation.get("channel") or ChannelName.WEB,
+            "user": conversation.get("user", ""),
+            "text": text,
+            "client_msg_id": client_msg_id,
+        }
+    )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from bot.app.deps import bearer, check_token, engine, services, token_hash
+from bot.app.deps import bearer, check_token, engine, services, token_hash, web_message
 from bot.app.schemas import (
     CreateConversationIn,
     CreateConversationOut,
@@ -20,7 +20,6 @@ from bot.app.schemas import (
 from bot.engine import Engine, Services
 from bot.errors import MessageTooLarge, NotFound
 from bot.identity import Identity, verify_identity_token
-from bot.message import Message
 from bot.settings import Settings
 from bot.store.conversations import ConversationNotFound
 from bot.store.keys import Keys
@@ -101,14 +100,7 @@ async def post_message(
     conversation = await _authorized(svc, conversation_id, token)
     if len(body.text) > svc.settings.max_message_chars:
         raise MessageTooLarge(len(body.text), svc.settings.max_message_chars)
-    message = Message(
-        body.channel or conversation.get("channel", "web"),
-        conversation.get("user", ""),  # the sender is the conversation's user, never the body's say-so
-        conversation_id,
-        body.text,
-        body.client_msg_id,
-    )
-    return await eng.handle(message)
+    return await eng.handle(web_message(request, conversation, body.text, body.client_msg_id))
 
 
 @router.get("/conversations/{conversation_id}/events", response_model=EventsOut, responses=ERRORS)

@@ -102,7 +102,6 @@ class MessageIn(BaseModel):
         max_length=128,
         description="Unique per message; a retry with the same id is stored and answered once",
     )
-    channel: str | None = Field(None, max_length=32)
 
     @model_validator(mode="before")
     @classmethod

@@ -20,12 +20,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.app.background import supervise
-from bot.app.deps import check_token
+from bot.app.deps import check_token, web_message
 from bot.app.errors import classify, describe
 from bot.app.hub import EventHub, Events, Failed, Inbox, Typing
 from bot.engine import Engine, Services
 from bot.errors import AuthError, MessageTooLarge
-from bot.message import Message
 from bot.store.conversations import ConversationNotFound
 
 logger = logging.getLogger(__name__)
@@ -177,15 +176,7 @@ async def _message(
         if len(frame.text) > svc.settings.max_message_chars:
             raise MessageTooLarge(len(frame.text), svc.settings.max_message_chars)
         # Replies reach the client through the stream; the response itself is not needed here.
-        await eng.handle(
-            Message(
-                conversation.get("channel") or "web",
-                conversation.get("user", ""),
-                cid,
-                frame.text,
-                frame.client_msg_id,
-            )
-        )
+        await eng.handle(web_message(ws, conversation, frame.text, frame.client_msg_id))
     except Exception as exc:
         status, _, retryable = classify(exc)
         if status >= 500 and status != 503:
