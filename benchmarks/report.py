@@ -192,6 +192,7 @@ FAILURE_KINDS = [  # what a failed user's exception says -> what happened
     ("bad_hello", "the server did not read the hello within 10 s (bad_hello)"),
     ("ReadError", "the connection dropped (ReadError)"),
     ("TimeoutError", "no reply within 120 s"),
+    ("MaxConnectionsError", "Redis MaxConnectionsError (a connection pool's limit)"),
 ]
 
 
@@ -271,9 +272,11 @@ def chat_section() -> list[str]:
     ]
     out += [
         "",
-        "With think time, messages/s is what the users offered, not the ceiling; the closed loop is the "
-        f"ceiling (and the only like-for-like comparison with the figure from before). Open-file limit "
-        f"{chat['open_file_limit']:,}.",
+        "With think time, messages/s follows what the users offer (about users ÷ (5 s + reply time)) until "
+        "the processes saturate; the closed loop measures the ceiling, and is the only like-for-like "
+        "comparison with the figure from before. Past the ceiling, requests wait for one of the process's "
+        "Redis connections and give up after 5 s (`No connection available.`, answered as 503 / "
+        f"`unavailable`). Open-file limit {chat['open_file_limit']:,}.",
         "",
     ]
     for label, run in failed:
@@ -484,14 +487,16 @@ def targets_section() -> list[str]:
         )
     cost = _load("redis_cost")
     if cost:
-        run = cost["runs"][0]
+        run, later = cost["runs"][0], cost["runs"][-1]
         trips = run["round_trips_per_message"]
         rows.append(
             (
                 "Redis round trips per answered message (engine)",
                 "~4",
-                f"{trips.get('engine', 0)} (+ {trips.get('other', 0)} fan-out and outbox; "
-                f"{run['server_commands_per_message']} commands in Redis)",
+                f"{trips.get('engine', 0)}; outside the engine (hub fan-out, outbox check) "
+                f"{trips.get('other', 0)} on a conversation's first message, "
+                f"{later['round_trips_per_message'].get('other', 0)} in a 10-message one; "
+                f"{run['server_commands_per_message']} commands executed in Redis",
                 trips.get("engine", 99) <= 4,
             )
         )

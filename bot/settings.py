@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field("triage:", description="Prefix of every Redis key this deployment writes.")
     redis_max_connections: int = Field(
-        64,
+        128,
         ge=4,
         description="Pool size per process: the event hub holds one connection of its own; the pool serves "
         "short commands (websockets hold none).",

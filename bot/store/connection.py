@@ -18,7 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 logger = logging.getLogger(__name__)
 
 
-POOL_WAIT_SECONDS = 5  # a burst beyond the pool waits this long for a free connection, then 503
+POOL_WAIT_SECONDS = 15.0  # under overload a request waits for a connection rather than failing at once
 
 
 @dataclass

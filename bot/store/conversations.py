@@ -31,8 +31,9 @@ for i = 6, #ARGV do
   redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[i])
   seqs[#seqs + 1] = seq
 end
-for k, v in pairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[1], k, v) end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+local fields = {'updated_at', ARGV[2]}
+for k, v in pairs(cjson.decode(ARGV[5])) do fields[#fields + 1] = k; fields[#fields + 1] = v end
+redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 if #seqs > 0 then redis.call('PUBLISH', ARGV[3], cjson.encode({c = ARGV[4], s = seqs[#seqs]})) end
