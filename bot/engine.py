@@ -72,7 +72,11 @@ class Engine:
         store, metrics = self.s.store, self.s.metrics
         cid = message.conversation_id
         conv = await store.load(cid)
-        parse = await self._parse(message.text)
+        # One trip to the CPU pool understands the message: the parse and, where the bot may answer, the
+        # knowledge-base search.
+        parse, kb_answer = await run_cpu(
+            self.s.cpu, self._understand, message.text, conv.pending, not human_owns(conv.state)
+        )
         metrics.messages.labels(message.channel).inc()
         metrics.intents.labels(parse.intent.name).inc()
         script = _reply_script(message.text, parse.script, conv.script)
@@ -123,13 +127,12 @@ class Engine:
                 else:
                     turn.say(await self._queue_status_reply(conv, script), role="system")
         else:
-            await self._bot_turn(turn)
+            await self._bot_turn(turn, kb_answer)
         return await turn.commit()
 
-    async def _bot_turn(self, turn: Turn) -> None:
+    async def _bot_turn(self, turn: Turn, kb_answer: Answer | NoAnswer | None) -> None:
         conv, parse, script = turn.conv, turn.parse, turn.script
         view = ConversationView(conv.fallback_count, conv.last_answer_intent or None, conv.pending)
-        kb_answer = await self._kb_answer(parse, view)
         decision = decide(parse, view, kb_answer, self.s.settings.fallbacks_before_handoff)
         severity = Severity.highest(parse.severity.level, conv.severity)
         turn.memory.update(
@@ -160,26 +163,28 @@ class Engine:
                 if turn.state is Owner.QUEUED:
                     turn.say(await self._queue_status_reply(turn.conv, script), role="system")
 
-    async def _parse(self, text: str) -> Parse:
+    def _understand(
+        self, text: str, pending: dict[str, Any] | None, search: bool
+    ) -> tuple[Parse, Answer | NoAnswer | None]:
+        """CPU work, in a pool thread: the parse (a button payload forces its intent) and the KB answer."""
         started = time.perf_counter()
-        parse = await run_cpu(self.s.cpu, self.s.nlu.parse_typed, text)
+        parse = self.s.nlu.parse_typed(text)
         self.s.metrics.parse_latency.observe(time.perf_counter() - started)
         forced = payload_intent(text)
         if forced in {*self.s.nlu.intents, "helpful", "not_helpful", "no_human"}:
             parse = parse.with_intent(forced)
-        return parse
+        return parse, (self._kb_answer(parse, pending) if search else None)
 
-    async def _kb_answer(self, parse: Parse, view: ConversationView) -> Answer | NoAnswer | None:
+    def _kb_answer(self, parse: Parse, pending: dict[str, Any] | None) -> Answer | NoAnswer | None:
         intent = parse.intent.name
         if intent in NON_SUPPORT:
             return None
         query = parse.text
         if payload_intent(query):
             # A clarification button: search with what the user wrote before, steered by the chosen intent.
-            pending = view.pending or {}
-            query = pending.get("text") or replies.label(replies.INTENT_LABELS, intent, parse.script)
+            query = (pending or {}).get("text") or replies.label(replies.INTENT_LABELS, intent, parse.script)
         lang = group_for(parse.script).value
-        result = await run_cpu(self.s.cpu, self.s.kb.search, query, lang=lang, top=3, intent=intent)
+        result = self.s.kb.search(query, lang=lang, top=3, intent=intent)
         return compose_answer(parse.to_rasa(), result, self.s.kb.index.config.answer)
 
     def _replies(self, d: Decision, script: str) -> list[Reply]:
