@@ -185,7 +185,13 @@ class Desk:
                 agent.id,
                 "transferred",
                 group=group,
-                score=queue_score(severity, int(time.time() * 1000), conv.customer.vip_tier),
+                # An escalated conversation keeps its raised priority when it goes back to the queue.
+                score=queue_score(
+                    severity,
+                    conv.queued_at or int(time.time() * 1000),
+                    conv.customer.vip_tier,
+                    conv.escalated,
+                ),
                 fields=fields,
                 detail={"to_agent": to_agent, "to_group": group.value},
             ),

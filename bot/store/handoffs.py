@@ -129,10 +129,12 @@ return redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
 """
 
 
-def queue_score(severity: str, enqueued_ms: int, vip: int = 0) -> int:
-    """Lower sorts first: severity band, then VIP band (the highest tier first), then the wait's start."""
+def queue_score(severity: str, enqueued_ms: int, vip: int = 0, escalated: bool = False) -> int:
+    """Lower sorts first: severity band, then VIP band (the highest tier first), then the wait's start.
+    An escalated conversation sorts ahead of every band (as the escalation script moves it)."""
     tier = max(0, min(MAX_VIP_TIER, vip))
-    return Severity.parse(severity).rank * SEVERITY_SPAN + (MAX_VIP_TIER - tier) * TIME_SPAN + enqueued_ms
+    score = Severity.parse(severity).rank * SEVERITY_SPAN + (MAX_VIP_TIER - tier) * TIME_SPAN + enqueued_ms
+    return -SEVERITY_SPAN + score % SEVERITY_SPAN if escalated else score
 
 
 class AtCapacity(Conflict):

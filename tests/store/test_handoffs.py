@@ -203,3 +203,17 @@ async def test_trim_drops_queue_members_and_open_tickets_whose_records_expired(
     await handoffs.trim()
     assert await members(handoffs) == ["kept"]
     assert await handoffs.redis.zrange(handoffs.keys.tickets("open"), 0, -1) == []
+
+
+async def test_a_transferred_escalated_conversation_keeps_its_priority(handoffs: HandoffStore) -> None:
+    """Regression: a transfer re-queued an escalated conversation at the back of its tier, and its escalated
+    flag kept it from ever being escalated again."""
+    await handoffs.transition("normal", Owner.QUEUED, queued(severity="normal", at=1000))
+    assert await handoffs.escalate("normal", "zh", {})
+    raised = await handoffs.redis.zscore(handoffs.keys.queue("zh"), "normal")
+    assert raised == queue_score("normal", 1000, escalated=True)  # the script and the formula agree
+    await handoffs.transition("normal", Owner.ASSIGNED, Move("a1", "accepted", owner="a1", capacity=3))
+    await handoffs.transition("urgent", Owner.QUEUED, queued(severity="urgent", at=5000))
+    score = queue_score("normal", 1000, escalated=True)
+    await handoffs.transition("normal", Owner.QUEUED, Move("a1", "transferred", group="zh", score=score))
+    assert await members(handoffs) == ["normal", "urgent"]
