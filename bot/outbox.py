@@ -42,6 +42,7 @@ from bot.channels.base import Channel, DeliveryError
 from bot.channels.outbound import render
 from bot.settings import Settings
 from bot.store.conversations import ConversationStore, now_ms
+from bot.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +96,7 @@ class Outbox:
 
     async def stop(self) -> None:
         """Stop listening and drains; an interrupted drain's entries stay pending for the next owner."""
-        tasks = [*self._tasks, *self._drains.values()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait([*self._tasks, *self._drains.values()])
         self._tasks, self._drains = [], {}
         for adapter in self.channels.values():
             await adapter.aclose()
@@ -262,9 +260,7 @@ class Outbox:
             logger.warning("outbox: lost the lease of %s; its holder carries on", cid)
             return
         finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            await cancel_and_wait([renewing], timeout=1.0)
             await self._release(keys=[lease], args=[self.consumer])
         # An event appended while we held the lease was not drained by whoever was woken for it.
         if (await self._have_work([cid]))[0]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import time
 from typing import Any
@@ -13,6 +12,7 @@ from bot.engine import DeskHooks
 from bot.settings import Settings
 from bot.store.conversations import ConversationStore
 from bot.store.handoffs import HandoffStore
+from bot.tasks import cancel_and_wait
 from bot.vocabulary import GROUPS
 from handoff_gateway.agents import Agent, AgentStore
 from handoff_gateway.alerts import send_alert
@@ -74,12 +74,7 @@ class Gateway:
 
     async def stop(self) -> None:
         self.dispatcher.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            # A cancellation inside a Redis call can surface as a connection error: shutdown goes on regardless.
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
 
     async def on_queued(self, conversation_id: str) -> None:
         """The engine queued a conversation: wake this process's dispatcher and every console."""

@@ -34,6 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.store.conversations import ConversationStore
+from bot.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -168,12 +169,7 @@ class EventHub:
     async def stop(self) -> None:
         readers = [t.reader for t in self._topics.values() if t.reader]
         tasks = [*self._tasks, *readers]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            # Shutting down: a cancellation inside a Redis call may surface as a connection error.
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(tasks)
         self._tasks = []
 
     # --------------------------------------------------------------- subscribers
