@@ -21,7 +21,7 @@ from bot.contracts.conversation import Conversation
 from bot.ownership import IN_QUEUE, Owner
 from bot.vocabulary import GROUPS, INTENT_AREA
 from handoff_gateway.agents import Agent
-from handoff_gateway.alerts import send_alert
+from handoff_gateway.alerts import Alerts, escalation
 from handoff_gateway.desk import Desk
 from handoff_gateway.rota import Rota
 
@@ -35,12 +35,11 @@ class DispatchConfig:
     escalate_at: float = 0.8  # share of the first-response target after which a conversation is escalated
     interval_s: float = 0.5
     average_handle_seconds: int = 300
-    alert_webhook: str | None = None
 
 
 class Dispatcher:
-    def __init__(self, desk: Desk, rota: Rota, config: DispatchConfig) -> None:
-        self.desk, self.rota, self.config = desk, rota, config
+    def __init__(self, desk: Desk, rota: Rota, config: DispatchConfig, alerts: Alerts | None = None) -> None:
+        self.desk, self.rota, self.config, self.alerts = desk, rota, config, alerts
         self.redis: Any = desk.redis
         self.keys = desk.keys
         self._lock_key = self.keys.dispatch_lock
@@ -232,12 +231,8 @@ class Dispatcher:
             "severity": severity,
         }
         await self.desk.notify(alert)
-        await send_alert(
-            self.config.alert_webhook,
-            "SLA 即将超时 / SLA about to be breached",
-            f"{'ticket ' + conv.ticket_id if conv.ticket_id else 'conversation'} `{cid}` ({group}, {severity}) "
-            f"has {max(0, round(remaining))} s left for a first response",
-        )
+        if self.alerts is not None:
+            self.alerts.send(escalation(conv, group, remaining))  # posts in the background
 
     # ------------------------------------------------------------ positions
     async def eta_per_position(self) -> float:

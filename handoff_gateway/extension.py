@@ -33,7 +33,9 @@ class DeskExtension:
         app.mount("/console-static", StaticFiles(directory=STATIC), name="console-static")
 
     async def start(self, app: FastAPI, services: Services) -> None:
-        self.gateway = Gateway(services.settings, services.store, services.handoffs, services.cpu)
+        self.gateway = Gateway(
+            services.settings, services.store, services.handoffs, services.cpu, services.metrics
+        )
         services.desk = self.gateway.hooks()
         app.state.gateway = self.gateway
         self.gateway.start()

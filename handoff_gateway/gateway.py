@@ -7,15 +7,18 @@ import datetime as dt
 import time
 from typing import Any
 
+from bot.contracts.conversation import Conversation
 from bot.cpu import CpuPool
 from bot.engine import DeskHooks
+from bot.metrics import Metrics
+from bot.ownership import Owner
 from bot.settings import Settings
 from bot.store.conversations import ConversationStore
 from bot.store.handoffs import HandoffStore
 from bot.tasks import cancel_and_wait
-from bot.vocabulary import GROUPS
+from bot.vocabulary import GROUPS, Severity
 from handoff_gateway.agents import Agent, AgentStore
-from handoff_gateway.alerts import send_alert
+from handoff_gateway.alerts import Alerts, new_ticket, urgent_handoff
 from handoff_gateway.audit import Audit
 from handoff_gateway.desk import Desk
 from handoff_gateway.dispatcher import DispatchConfig, Dispatcher
@@ -29,8 +32,10 @@ class Gateway:
         store: ConversationStore,
         handoffs: HandoffStore,
         cpu: CpuPool | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         redis = store.redis
+        self.alerts = Alerts.from_settings(settings, redis, metrics.registry if metrics else None)
         self.agents = AgentStore(redis, settings.redis_prefix, settings.agent_session_hours, cpu=cpu)
         self.desk = Desk(store, handoffs, self.agents, Audit(redis, settings.redis_prefix))
         self.handoffs = handoffs
@@ -42,8 +47,8 @@ class Gateway:
                 offer_timeout_s=settings.offer_timeout_seconds,
                 presence_grace_s=settings.presence_grace_seconds,
                 average_handle_seconds=settings.average_handle_seconds,
-                alert_webhook=settings.alert_webhook,
             ),
+            self.alerts,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -75,21 +80,29 @@ class Gateway:
     async def stop(self) -> None:
         self.dispatcher.stop()
         await cancel_and_wait(self._tasks)
+        await self.alerts.aclose()
 
     async def on_queued(self, conversation_id: str) -> None:
-        """The engine queued a conversation: wake this process's dispatcher and every console."""
+        """The engine queued a conversation: wake this process's dispatcher and every console; a new urgent
+        handoff pages on-call (a ticket turned live wait was paged when it was opened)."""
         self.dispatcher.wake()
         await self.desk.notify({"type": "queue_changed"})
+        if self.alerts.enabled:
+            record = await self.desk.store.get(conversation_id)
+            conv = Conversation.from_redis(record) if record else None
+            if (
+                conv is not None
+                and conv.state is Owner.QUEUED
+                and conv.handoff is not None
+                and conv.handoff.severity is Severity.URGENT
+                and not conv.ticket_id
+            ):
+                self.alerts.send(urgent_handoff(conv))
 
     async def on_ticket(self, ticket: dict[str, Any]) -> None:
         """Nobody was on duty: the ticket waits in the queue for the next agent, and on-call is paged."""
         await self.desk.notify({"type": "queue_changed"})
-        await send_alert(
-            self.dispatcher.config.alert_webhook,
-            f"新工单 {ticket['ticket_id']}（无人值班）",
-            f"severity {ticket['severity']}, reason {ticket['reason']}, first response due "
-            f"{ticket['sla']['first_response_due']}\n> {ticket['summary'][:120]}",
-        )
+        self.alerts.send(new_ticket(ticket))
 
     async def set_presence(self, agent: Agent, status: str) -> None:
         await self.agents.set_presence(agent.id, status)
