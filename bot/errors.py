@@ -52,6 +52,18 @@ class MessageTooLarge(InputError):
         self.size, self.limit = size, limit
 
 
+class MalformedPayload(InputError):
+    """A request body that cannot be parsed (malformed JSON or XML, bad encryption): 400."""
+
+
+class PayloadTooLarge(MessageTooLarge):
+    """A request body over the endpoint's byte limit: 413."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        InputError.__init__(self, f"the request body is {size:,} bytes; the limit is {limit:,}")
+        self.size, self.limit = size, limit
+
+
 class EmptyMessage(InputError):
     """A message with nothing but whitespace in it."""
 

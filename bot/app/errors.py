@@ -16,6 +16,7 @@ from bot.errors import (
     EmptyMessage,
     Forbidden,
     InputError,
+    MalformedPayload,
     MessageTooLarge,
     NotFound,
     RateLimited,
@@ -36,6 +37,7 @@ UNEXPECTED = (500, 1011)
 STATUS: dict[type[BaseException], tuple[int, int]] = {
     TriageError: UNEXPECTED,
     InputError: (422, 4400),
+    MalformedPayload: (400, 4400),
     EmptyMessage: (422, 4400),
     MessageTooLarge: (413, 1009),
     AuthError: (401, 4401),
