@@ -246,15 +246,28 @@ class Outbox:
                 return
             await self.redis.zadd(self.keys.push_conversations, {cid: now_ms()})
             adapter = self.channels.get(conversation.get("channel", ""))
+            merges = adapter is not None and hasattr(adapter, "deliver_many")
             while entries := await self._next_batch(cid):
                 if entries is BLOCKED:
                     return  # the sweep comes back once those entries can be claimed
+                if merges and adapter is not None and adapter.push:
+                    # One burst, as few platform messages as fit: a per-user rate limit counts messages.
+                    events = [
+                        {"seq": int(entry_id.split("-")[0]), **json.loads(fields["e"])}
+                        for entry_id, fields in entries
+                        if fields
+                    ]
+                    await self._deliver(adapter, conversation, events, lost)
+                    await self.redis.xack(
+                        self.keys.events(cid), GROUP, *(entry_id for entry_id, _ in entries)
+                    )
+                    continue
                 for entry_id, fields in entries:
                     if lost.is_set():
                         raise LeaseLost(cid)
                     if fields and adapter is not None and adapter.push:
                         event = {"seq": int(entry_id.split("-")[0]), **json.loads(fields["e"])}
-                        await self._deliver(adapter, conversation, event, lost)
+                        await self._deliver(adapter, conversation, [event], lost)
                     await self.redis.xack(self.keys.events(cid), GROUP, entry_id)
         except LeaseLost:
             logger.warning("outbox: lost the lease of %s; its holder carries on", cid)
@@ -296,20 +309,31 @@ class Outbox:
 
     # --------------------------------------------------------------- delivery
     async def _deliver(
-        self, adapter: Channel, conversation: Mapping[str, str], event: dict[str, Any], lost: asyncio.Event
+        self,
+        adapter: Channel,
+        conversation: Mapping[str, str],
+        events: list[dict[str, Any]],
+        lost: asyncio.Event,
     ) -> None:
-        if render(event, conversation.get("script", "")) is None:
-            return
-        if adapter.inline and await self._answered_inline(adapter, conversation, event):
+        script = conversation.get("script", "")
+        events = [e for e in events if render(e, script) is not None]
+        if adapter.inline:
+            events = [e for e in events if not await self._answered_inline(adapter, conversation, e)]
+        if not events:
             return
 
         async def attempt() -> None:
             if lost.is_set():
                 raise LeaseLost(conversation["conversation_id"])
-            await adapter.deliver(conversation, event)
+            if len(events) == 1 and not hasattr(adapter, "deliver_many"):
+                await adapter.deliver(conversation, events[0])
+            else:
+                await adapter.deliver_many(conversation, events)  # type: ignore[attr-defined]
+
+        seqs = ", ".join(str(e["seq"]) for e in events)
 
         async def failed(exc: Exception) -> None:
-            logger.warning("outbox: delivery of %s:%s failed: %s", event.get("seq"), adapter.name, exc)
+            logger.warning("outbox: delivery of %s:%s failed: %s", adapter.name, seqs, exc)
 
         try:
             await self.retry.call_with_retry(
@@ -318,18 +342,19 @@ class Outbox:
         except LeaseLost:
             raise
         except Exception as exc:
-            logger.error("outbox: giving up on event %s of %s: %s", event["seq"], adapter.name, exc)
-            await self.store.append(
-                conversation["conversation_id"],
-                {
-                    "type": "delivery_failed",
-                    "role": "system",
-                    "visibility": "internal",
-                    "failed_seq": event["seq"],
-                    "channel": adapter.name,
-                    "error": str(exc)[:500],
-                },
-            )
+            logger.error("outbox: giving up on events %s of %s: %s", seqs, adapter.name, exc)
+            for event in events:
+                await self.store.append(
+                    conversation["conversation_id"],
+                    {
+                        "type": "delivery_failed",
+                        "role": "system",
+                        "visibility": "internal",
+                        "failed_seq": event["seq"],
+                        "channel": adapter.name,
+                        "error": str(exc)[:500],
+                    },
+                )
 
     async def _answered_inline(
         self, adapter: Channel, conversation: Mapping[str, str], event: Mapping[str, Any]

@@ -80,7 +80,22 @@ class Settings(BaseSettings):
     )
     rota_file: Path = Field(Path("rota.yml"), description="The on-call rota (handoff_gateway/rota.py).")
     alert_webhook: str | None = Field(
-        None, description="WeCom group robot or DingTalk robot URL for SLA alerts."
+        None,
+        description="Older single alert URL: a WeCom group robot or DingTalk robot, told apart by its host.",
+    )
+    alert_wecom_webhook: str | None = Field(
+        None,
+        description="WeCom group robot for on-call alerts: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=KEY.",
+    )
+    alert_dingtalk_webhook: str | None = Field(
+        None,
+        description="DingTalk custom robot for on-call alerts: https://oapi.dingtalk.com/robot/send?access_token=T.",
+    )
+    alert_dingtalk_secret: SecretStr | None = Field(
+        None, description="The DingTalk robot's 加签 secret (SEC…); unset = the robot is not signed."
+    )
+    alert_per_minute: int = Field(
+        20, ge=1, description="Alerts posted per robot per minute, across all processes (robots take 20)."
     )
     offer_timeout_seconds: float = Field(30.0, gt=0, description="An agent has this long to accept an offer.")
     presence_grace_seconds: float = Field(
@@ -119,6 +134,31 @@ class Settings(BaseSettings):
     )
     sla: SLATargets = Field(
         default_factory=SLATargets, description="First-response/resolution targets per tier."
+    )
+
+    # chat platforms (bot/channels/wecom.py, bot/channels/dingtalk.py); several apps: channels_file
+    wecom_token: SecretStr | None = Field(None, description="WeCom app callback Token (signatures).")
+    wecom_aes_key: SecretStr | None = Field(None, description="WeCom app EncodingAESKey (43 characters).")
+    wecom_corp_id: str | None = Field(None, description="WeCom CorpID (the callback's receive id).")
+    wecom_agent_id: int | None = Field(None, description="WeCom AgentId of the support app.")
+    wecom_secret: SecretStr | None = Field(None, description="WeCom app Secret (for the send API token).")
+    wecom_api_base: str = Field("https://qyapi.weixin.qq.com", description="WeCom API host.")
+    wecom_tenant: str | None = Field(None, description="Tenant the WeCom corp's users belong to.")
+    wecom_vip_tier: int = Field(0, ge=0, le=3, description="VIP tier of the WeCom corp's users (0-3).")
+    dingtalk_app_key: str | None = Field(None, description="DingTalk robot app's AppKey (also robotCode).")
+    dingtalk_app_secret: SecretStr | None = Field(None, description="DingTalk app's AppSecret (signatures).")
+    dingtalk_api_base: str = Field("https://api.dingtalk.com", description="DingTalk OpenAPI host.")
+    dingtalk_stream: bool = Field(False, description="Receive DingTalk robot messages in Stream mode too.")
+    dingtalk_tenant: str | None = Field(None, description="Tenant the DingTalk org's users belong to.")
+    dingtalk_vip_tier: int = Field(0, ge=0, le=3, description="VIP tier of the DingTalk org's users (0-3).")
+    channels_file: Path = Field(
+        Path("channels.yml"), description="Several WeCom/DingTalk apps (docs/channels.md); optional."
+    )
+    max_callback_bytes: int = Field(
+        65536, ge=1024, description="Platform callbacks with a larger body are refused with 413."
+    )
+    max_attachment_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, description="Files users send from WeCom larger than this are not kept."
     )
 
     @property

@@ -17,13 +17,16 @@ from fastapi.staticfiles import StaticFiles
 from bot.app import errors
 from bot.app.extension import AppExtension
 from bot.app.hub import EventHub
+from bot.app.platforms import PlatformIntake
 from bot.app.routes_chat import router as chat_router
 from bot.app.routes_ops import router as ops_router
+from bot.app.routes_platforms import router as platforms_router
 from bot.app.routes_rasa import router as rasa_router
 from bot.app.ws_chat import router as ws_router
 from bot.channels.registry import build_channels
 from bot.cpu import CpuPool
 from bot.engine import Engine, Services
+from bot.inbox import Inbox
 from bot.kb.search import KnowledgeBase
 from bot.metrics import Metrics
 from bot.nlu.pipeline import NLUPipeline
@@ -33,6 +36,7 @@ from bot.settings import Settings
 from bot.store.connection import connect
 from bot.store.conversations import ConversationStore
 from bot.store.handoffs import HandoffStore
+from bot.vocabulary import Channel as ChannelName
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -86,9 +90,19 @@ def build_app(
         app.state.redis = handle
         app.state.hub = EventHub(services.store, handle.subscriber, settings.heartbeat_seconds)
         await app.state.hub.start()
-        app.state.channels = build_channels(settings)
+        app.state.channels = build_channels(settings, handle.client)
         app.state.outbox = Outbox(services.store, app.state.channels, settings)
         app.state.outbox.start()
+        app.state.inbox = None
+        if {ChannelName.WECOM, ChannelName.DINGTALK} & app.state.channels.keys():
+            intake = PlatformIntake(services, app.state.engine, app.state.outbox, app.state.channels)
+            app.state.inbox = Inbox(
+                handle.client,
+                services.store.keys,
+                intake.handle,
+                lease_ms=int(settings.outbox_lease_seconds * 1000),
+            )
+            await app.state.inbox.start()
         started: list[AppExtension] = []
         try:
             for extension in extensions:
@@ -104,6 +118,8 @@ def build_app(
         finally:
             for extension in reversed(started):
                 await extension.stop()
+            if app.state.inbox is not None:
+                await app.state.inbox.stop()
             await app.state.outbox.stop()
             await app.state.hub.stop()
             await handle.close()
@@ -119,6 +135,7 @@ def build_app(
     app.include_router(chat_router)
     app.include_router(ws_router)
     app.include_router(rasa_router)
+    app.include_router(platforms_router)
     app.include_router(ops_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for extension in extensions:

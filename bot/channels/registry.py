@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from bot.channels.base import Channel, UnknownChannel
+from bot.channels.dingtalk import DingTalkChannel
+from bot.channels.platform import load_apps
 from bot.channels.rasa import RasaCallbackChannel, RasaRestChannel
 from bot.channels.web import WebChannel
+from bot.channels.wecom import WeComChannel
 from bot.settings import Settings
+from bot.store.keys import Keys
 from bot.vocabulary import Channel as ChannelName
 
 FACTORIES: dict[str, Callable[[Settings], Channel]] = {
@@ -17,9 +22,17 @@ FACTORIES: dict[str, Callable[[Settings], Channel]] = {
 }
 
 
-def build_channels(settings: Settings) -> dict[str, Channel]:
-    """One adapter per registered channel name."""
-    return {name: factory(settings) for name, factory in FACTORIES.items()}
+def build_channels(settings: Settings, redis: Any = None) -> dict[str, Channel]:
+    """One adapter per registered channel name; WeCom and DingTalk where an app is configured (they keep
+    their access tokens and pacing in Redis, so they need its client)."""
+    channels = {name: factory(settings) for name, factory in FACTORIES.items()}
+    if redis is not None:
+        apps, keys = load_apps(settings), Keys(settings.redis_prefix)
+        if apps.wecom:
+            channels[ChannelName.WECOM] = WeComChannel(apps.wecom, redis, keys)
+        if apps.dingtalk:
+            channels[ChannelName.DINGTALK] = DingTalkChannel(apps.dingtalk, redis, keys)
+    return channels
 
 
 def channel(channels: Mapping[str, Channel], name: str) -> Channel:

@@ -116,13 +116,16 @@ class ConversationStore:
             raise AlreadyExists(f"conversation {conversation_id!r} already exists")
         return record
 
-    async def get_or_create(self, conversation_id: str, channel: str, user: str = "") -> dict[str, str]:
-        """For channels that name the conversation themselves (Rasa REST sender, WeCom user)."""
+    async def get_or_create(
+        self, conversation_id: str, channel: str, user: str = "", **fields: str
+    ) -> dict[str, str]:
+        """For channels that name the conversation themselves (Rasa REST sender, WeCom user); ``fields``
+        are set only when it is created."""
         existing = await self.get(conversation_id)
         if existing:
             return existing
         try:
-            return await self.create(channel, user, conversation_id)
+            return await self.create(channel, user, conversation_id, **fields)
         except AlreadyExists:  # created by a concurrent request
             return await self.require(conversation_id)
 

@@ -129,6 +129,36 @@ class Keys:
     def presence(self, agent_id: str) -> str:
         return f"{self.prefix}presence:{agent_id}"
 
+    # ------------------------------------------------------- chat platforms (WeCom, DingTalk)
+    @property
+    def inbox(self) -> str:
+        """Inbound platform messages acknowledged to the platform but not yet handled (bot/inbox.py)."""
+        return f"{self.prefix}inbox"
+
+    def seen(self, channel: str, app: str, message_id: str) -> str:
+        """A platform message id already taken (WeCom MsgId, DingTalk msgId): retries are handled once."""
+        return f"{self.prefix}seen:{channel}:{app}:{message_id}"
+
+    def platform_token(self, channel: str, app: str) -> str:
+        """A platform API access token, shared by every process until shortly before it expires."""
+        return f"{self.prefix}token:{channel}:{app}"
+
+    def platform_token_lock(self, channel: str, app: str) -> str:
+        """Held by the one process refreshing ``platform_token``."""
+        return f"{self.prefix}token:{channel}:{app}:lock"
+
+    def pace(self, channel: str, app: str, user: str) -> str:
+        """Messages sent to one platform user in the current minute (the platform's per-member limit)."""
+        return f"{self.prefix}pace:{channel}:{app}:{user}"
+
+    def attachment(self, cid: str, attachment_id: str) -> str:
+        """A file, image or voice message a user sent from a chat platform (the agent opens it)."""
+        return f"{self.prefix}conv:{{{cid}}}:file:{attachment_id}"
+
+    def alert_rate(self, robot: str) -> str:
+        """Alerts posted to one group robot in the current minute (robots take 20 a minute)."""
+        return f"{self.prefix}alerts:rate:{robot}"
+
     # -------------------------------------------------------------------- pub/sub channels
     @property
     def events_channel(self) -> str:
@@ -235,6 +265,13 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec(
         "presence:<agent_id>", "hash", "online/away/offline and last heartbeat", bound="one per agent account"
     ),
+    KeySpec("inbox", "stream", "platform messages taken but not yet handled", bound="MAXLEN ~100,000"),
+    KeySpec("seen:<channel>:<app>:<message_id>", "string", "a platform message id already taken", "2 d"),
+    KeySpec("token:<channel>:<app>", "string", "a platform API access token", "its lifetime less 5 min"),
+    KeySpec("token:<channel>:<app>:lock", "string", "the process refreshing that token", "10 s"),
+    KeySpec("pace:<channel>:<app>:<user>", "string", "messages sent to a user this minute", "60 s"),
+    KeySpec("conv:{<cid>}:file:<attachment_id>", "hash", "an attachment a platform user sent", RETENTION),
+    KeySpec("alerts:rate:<robot>", "string", "alerts posted to a robot this minute", "60 s"),
 )
 
 
