@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.app.deps import bearer
 from bot.app.schemas import ErrorOut
 from bot.cpu import run_cpu
-from bot.errors import Forbidden
+from bot.errors import Forbidden, NotFound
+from bot.store.attachments import AttachmentStore
 from handoff_gateway.agents import Agent
 from handoff_gateway.context import context_card
 from handoff_gateway.desk import Desk
@@ -133,6 +136,34 @@ async def context(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dict
     if not agent.supervisor and card["state"] == "assigned" and card["owner"] != agent.id:
         raise Forbidden(f"conversation {conversation_id} is assigned to another agent")
     return card
+
+
+@router.get(
+    "/conversations/{conversation_id}/attachments/{attachment_id}",
+    response_class=Response,
+    responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+)
+async def attachment(conversation_id: str, attachment_id: str, agent: AgentDep, gw: GatewayDep) -> Response:
+    """A file, image or voice message the user sent from WeCom, as it was sent (same access as the card)."""
+    conv = await gw.desk.store.require(conversation_id)
+    if not agent.supervisor and conv.get("state") == "assigned" and conv.get("owner") != agent.id:
+        raise Forbidden(f"conversation {conversation_id} is assigned to another agent")
+    store = gw.desk.store
+    found = await AttachmentStore(store.redis, store.keys, store.retention_ms).get(
+        conversation_id, attachment_id
+    )
+    if found is None:
+        raise NotFound(f"no attachment {attachment_id!r} in conversation {conversation_id}")
+    quoted = urllib.parse.quote(found.filename)
+    return Response(
+        found.content,
+        media_type=found.content_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quoted}",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 def _desk(gw: Gateway) -> Desk:

@@ -65,6 +65,17 @@ async def _customer(store: ConversationStore, cid: str, conv: dict[str, str]) ->
     }
 
 
+def _platform(conv: dict[str, str]) -> dict[str, Any] | None:
+    """Where a WeCom/DingTalk user is: the app, the corp (organisation) and the platform's user id."""
+    if conv.get("channel") not in ("wecom", "dingtalk"):
+        return None
+    return {
+        "app": conv.get("app") or None,
+        "corp_id": conv.get("corp_id") or None,
+        "user_id": conv.get("user"),
+    }
+
+
 async def context_card(store: ConversationStore, cid: str) -> dict[str, Any]:
     conv = await store.require(cid)
     events = await store.events_after(cid, 0, limit=1000)
@@ -78,6 +89,7 @@ async def context_card(store: ConversationStore, cid: str) -> dict[str, Any]:
         "state": conv["state"],
         "owner": conv.get("owner") or None,
         "channel": conv.get("channel"),
+        "platform": _platform(conv),
         "language": conv.get("language"),
         "customer": customer,
         "intent": {"name": last_parse.get("intent"), "confidence": last_parse.get("confidence")},

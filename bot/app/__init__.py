@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -20,12 +21,16 @@ from bot.app.hub import EventHub
 from bot.app.platforms import PlatformIntake
 from bot.app.routes_chat import router as chat_router
 from bot.app.routes_ops import router as ops_router
+from bot.app.routes_platforms import accept_dingtalk
 from bot.app.routes_platforms import router as platforms_router
 from bot.app.routes_rasa import router as rasa_router
 from bot.app.ws_chat import router as ws_router
+from bot.channels.dingtalk import DingTalkChannel
+from bot.channels.dingtalk_stream import DingTalkStream
 from bot.channels.registry import build_channels
 from bot.cpu import CpuPool
 from bot.engine import Engine, Services
+from bot.errors import InputError
 from bot.inbox import Inbox
 from bot.kb.search import KnowledgeBase
 from bot.metrics import Metrics
@@ -54,6 +59,29 @@ def load_understanding(settings: Settings) -> tuple[NLUPipeline, KnowledgeBase]:
         data.intents,
     )
     return nlu, kb
+
+
+def dingtalk_streams(settings: Settings, state: Any) -> list[DingTalkStream]:
+    """With ``TRIAGE_DINGTALK_STREAM``, one Stream-mode connection per DingTalk app: its robot messages are
+    verified by the connection itself and stored like the HTTP callback's."""
+    adapter = state.channels.get(ChannelName.DINGTALK)
+    if not settings.dingtalk_stream or not isinstance(adapter, DingTalkChannel):
+        return []
+    streams = []
+    for app in adapter.apps.values():
+
+        async def submit(payload: dict[str, Any], name: str = app.name) -> bool:
+            try:
+                await accept_dingtalk(state, adapter, name, payload)
+            except InputError as exc:  # a retry cannot fix it: refused, not "try again"
+                logger.warning("dingtalk stream: refused a robot message: %s", exc)
+                return False
+            return True
+
+        streams.append(
+            DingTalkStream(app.app_key, app.app_secret.get_secret_value(), submit, api_base=app.api_base)
+        )
+    return streams
 
 
 def build_app(
@@ -103,6 +131,9 @@ def build_app(
                 lease_ms=int(settings.outbox_lease_seconds * 1000),
             )
             await app.state.inbox.start()
+        app.state.streams = dingtalk_streams(settings, app.state)
+        for stream in app.state.streams:
+            await stream.start()
         started: list[AppExtension] = []
         try:
             for extension in extensions:
@@ -118,6 +149,8 @@ def build_app(
         finally:
             for extension in reversed(started):
                 await extension.stop()
+            for stream in app.state.streams:
+                await stream.stop()
             if app.state.inbox is not None:
                 await app.state.inbox.stop()
             await app.state.outbox.stop()

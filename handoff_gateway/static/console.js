@@ -6,14 +6,14 @@
           logout: "退出", queue: "排队", empty: "接入一个会话开始工作。", overview: "主管视图", accept: "接入", decline: "拒绝", take: "接入",
           offer: "新会话分配给您", send: "发送", note: "内部备注", transfer: "转接", resolve: "结束会话", handback: "交还机器人",
           canned: "知识库快捷回复", search: "搜索", reconnecting: "连接中断，正在重连…", context: "上下文", intent: "意图", severity: "严重程度",
-          reason: "转人工原因", channel: "渠道", language: "语言", customer: "客户", entities: "实体", articles: "已推送文章", tickets: "历史工单", ticket: "工单", openTickets: "未结工单", verified: "已验证", anonymous: "匿名访客", conversations: "历史会话",
+          reason: "转人工原因", channel: "渠道", language: "语言", customer: "客户", entities: "实体", articles: "已推送文章", tickets: "历史工单", ticket: "工单", openTickets: "未结工单", verified: "已验证", anonymous: "匿名访客", undelivered: "消息未送达", openFailed: "打开失败", conversations: "历史会话",
           user: "用户", bot: "机器人", agent: "客服", system: "系统", waiting: "等待", due: "首响剩余", taken: "已被其他客服接入",
           agents: "客服", breaches: "SLA 超时", alert: "SLA 即将超时：", placeholder: "输入回复…", notePlaceholder: "仅客服可见的备注…", to: "转给（客服名或组 zh/en）" },
     en: { title: "Agent console", name: "Name", password: "Password", signin: "Sign in", presence: "Status", online: "Online", away: "Away", offline: "Offline",
           logout: "Sign out", queue: "Queue", empty: "Take a conversation to start.", overview: "Supervisor view", accept: "Accept", decline: "Decline", take: "Take",
           offer: "New conversation for you", send: "Send", note: "Internal note", transfer: "Transfer", resolve: "Resolve", handback: "Hand back to bot",
           canned: "Canned responses (KB)", search: "Search", reconnecting: "Connection lost, reconnecting…", context: "Context", intent: "Intent", severity: "Severity",
-          reason: "Handoff reason", channel: "Channel", language: "Language", customer: "Customer", entities: "Entities", articles: "Articles shown", tickets: "Earlier tickets", ticket: "Ticket", openTickets: "Open tickets", verified: "verified", anonymous: "anonymous visitor", conversations: "Earlier conversations",
+          reason: "Handoff reason", channel: "Channel", language: "Language", customer: "Customer", entities: "Entities", articles: "Articles shown", tickets: "Earlier tickets", ticket: "Ticket", openTickets: "Open tickets", verified: "verified", anonymous: "anonymous visitor", undelivered: "Not delivered", openFailed: "could not open", conversations: "Earlier conversations",
           user: "User", bot: "Bot", agent: "Agent", system: "System", waiting: "waiting", due: "first response in", taken: "taken by another agent",
           agents: "Agents", breaches: "SLA breaches", alert: "SLA about to be breached: ", placeholder: "Type a reply…", notePlaceholder: "Note only agents see…", to: "Transfer to (agent name or group zh/en)" }
   };
@@ -149,8 +149,23 @@
     var text = ev.type === "message" || ev.type === "note" ? ev.text : "[" + ev.type + "]" + (ev.reason ? " " + ev.reason : "") + (ev.score ? " ★" + ev.score : "");
     var box = el("div", "ev " + kind); box.dataset.seq = ev.seq;
     box.appendChild(el("span", "who", (ev.type === "note" ? t("note") : t(ev.role || "system")) + (ev.agent_name ? " · " + ev.agent_name : "")));
-    box.appendChild(document.createTextNode(text || ""));
+    if (ev.type === "attachment") { kind = "user"; box.className = "ev user"; box.appendChild(attachmentLink(cid, ev)); }
+    else if (ev.type === "delivery_failed") { box.appendChild(document.createTextNode(t("undelivered") + " (" + (ev.channel || "") + "): " + (ev.error || ""))); }
+    else box.appendChild(document.createTextNode(text || ""));
     tb.transcript.appendChild(box); tb.transcript.scrollTop = tb.transcript.scrollHeight;
+  }
+
+  function attachmentLink(cid, ev) {
+    // The file needs the agent's token, so it is fetched and opened as a blob, never linked directly.
+    var label = "📎 " + (ev.filename || ev.kind) + " (" + Math.max(1, Math.round((ev.size || 0) / 1024)) + " KB)";
+    var link = el("button", "attachment", label); link.type = "button";
+    link.addEventListener("click", function () {
+      fetch("/api/v1/conversations/" + encodeURIComponent(cid) + "/attachments/" + encodeURIComponent(ev.attachment_id), { headers: { Authorization: "Bearer " + S.token } })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.blob(); })
+        .then(function (b) { var a = document.createElement("a"); a.href = URL.createObjectURL(b); a.download = ev.filename || ev.attachment_id; document.body.appendChild(a); a.click(); a.remove(); })
+        .catch(function (e) { link.textContent = label + " — " + t("openFailed") + " " + e.message; });
+    });
+    return link;
   }
 
   function loadContext(cid) {
@@ -158,7 +173,7 @@
       var tb = S.tabs[cid]; if (!tb) return; tb.ctx.textContent = "";
       var dl = el("dl");
       [["intent", (c.intent.name || "") + " (" + (c.intent.confidence || 0) + ")"], ["severity", c.severity], ["reason", c.handoff.reason],
-       ["channel", c.channel], ["language", c.language], ["customer", c.customer.verified ? [t("verified"), c.customer.name, c.customer.user, c.customer.tenant, c.customer.email, c.customer.phone, c.customer.vip_tier ? "VIP " + c.customer.vip_tier : ""].filter(Boolean).join(" · ") : t("anonymous")],
+       ["channel", [c.channel].concat(c.platform ? [c.platform.app, c.platform.corp_id, c.platform.user_id] : []).filter(Boolean).join(" · ")], ["language", c.language], ["customer", c.customer.verified ? [t("verified"), c.customer.name, c.customer.user, c.customer.tenant, c.customer.email, c.customer.phone, c.customer.vip_tier ? "VIP " + c.customer.vip_tier : ""].filter(Boolean).join(" · ") : t("anonymous")],
        ["entities", c.entities.map(function (e) { return e.entity + "=" + (typeof e.value === "object" ? JSON.stringify(e.value) : e.value); }).join(", ")],
        ["articles", c.kb_articles_shown.join(", ")], ["tickets", c.earlier_tickets.join(", ")], ["conversations", (c.customer.earlier_conversations || []).map(function (x) { return x.conversation_id || x; }).join(", ")]].forEach(function (p) { dl.appendChild(el("dt", null, t(p[0]))); dl.appendChild(el("dd", null, p[1] || "—")); });
       tb.ctx.appendChild(dl);

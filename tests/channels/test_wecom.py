@@ -188,6 +188,17 @@ def test_an_image_is_kept_for_the_agent(
     cid = conversation_of(db, redis_prefix, "snapper")
     kept = [e for e in transcript(db, redis_prefix, cid) if e.get("type") == "attachment"]
     assert kept and kept[0]["kind"] == "image" and kept[0]["size"] == len(b"\x89PNG fake image bytes")
+    path = f"/api/v1/conversations/{cid}/attachments/{kept[0]['attachment_id']}"
+    assert client.get(path).status_code == 401  # agents only
+    agent = Agent(client, "media-agent")
+    opened = client.get(path, headers=agent.headers)
+    assert opened.status_code == 200 and opened.content == b"\x89PNG fake image bytes"
+    assert (
+        opened.headers["content-type"] == "image/png"
+        and "screenshot.png" in opened.headers["content-disposition"]
+    )
+    missing = client.get(f"/api/v1/conversations/{cid}/attachments/0123456789abcdef", headers=agent.headers)
+    assert missing.status_code == 404
 
 
 def test_an_image_that_cannot_be_fetched_is_reported_to_the_user(
@@ -391,7 +402,10 @@ def test_handoff_end_to_end_in_wecom(
         time.sleep(0.5)
         assert len(fake.texts_to("urgentuser")) == before  # the bot stays silent: a human owns it
         card = client.get(f"/api/v1/conversations/{cid}/context", headers=agent.headers).json()
-        assert "wecom" in json.dumps(card, ensure_ascii=False)
+        assert card["channel"] == "wecom"
+        assert card["platform"] == {"app": "default", "corp_id": CORP_ID, "user_id": "urgentuser"}
+        assert card["customer"]["verified"] and card["customer"]["tenant"] == "acme"
+        assert card["customer"]["vip_tier"] == 2
         assert agent.post(f"{cid}/resolve").status_code == 200
         rating = fake.wait_for(lambda f: [t for t in f.texts_to("urgentuser") if "\n5. 5" in t])
         assert "打分" in rating[0]

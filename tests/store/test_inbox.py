@@ -1,0 +1,130 @@
+"""The inbox between a platform callback's answer and the engine: each message taken once, handled once,
+in order per conversation, and never lost when the process that took it dies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aredis
+
+from bot.inbox import Inbox
+from bot.message import Message
+from bot.store.keys import Keys
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aredis.Redis]:
+    client = aredis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+def message(n: int, cid: str = "wecom-abc") -> Message:
+    return Message("wecom", "zhangsan", cid, f"第 {n} 条", f"msg-{n}", {"app": "default"})
+
+
+async def wait_until(condition: object, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_message_id_is_taken_once(redis_client: aredis.Redis, redis_prefix: str) -> None:
+    inbox = Inbox(redis_client, Keys(redis_prefix), handle=lambda m: asyncio.sleep(0))
+    assert await inbox.submit(message(1), "default") is True
+    assert await inbox.submit(message(1), "default") is False  # WeCom's retry of the same MsgId
+    assert await inbox.submit(message(1), "other-app") is True  # ids are per app
+    assert await redis_client.xlen(Keys(redis_prefix).inbox) == 2
+    assert 0 < await redis_client.ttl(Keys(redis_prefix).seen("wecom", "default", "msg-1")) <= 2 * 86400
+
+
+async def test_messages_are_handled_in_order_per_conversation(
+    redis_client: aredis.Redis, redis_prefix: str
+) -> None:
+    handled: list[str] = []
+
+    async def handle(m: Message) -> None:
+        await asyncio.sleep(0.05 if m.text.endswith("1 条") else 0)  # the first is the slowest
+        handled.append(m.text)
+
+    inbox = Inbox(redis_client, Keys(redis_prefix), handle)
+    await inbox.start()
+    try:
+        for n in range(1, 6):
+            await inbox.submit(message(n), "default")
+        await wait_until(lambda: len(handled) == 5)
+        assert handled == [f"第 {n} 条" for n in range(1, 6)]
+        await wait_until(lambda: inbox.handled == 5)
+        assert await redis_client.xlen(Keys(redis_prefix).inbox) == 0  # acknowledged and deleted
+    finally:
+        await inbox.stop()
+
+
+async def test_a_dead_consumers_messages_are_claimed_and_handled(
+    redis_client: aredis.Redis, redis_prefix: str
+) -> None:
+    """The first process takes the message and dies mid-handling; the second claims it after the lease."""
+    taken = asyncio.Event()
+
+    async def dies(m: Message) -> None:
+        taken.set()
+        await asyncio.sleep(3600)
+
+    handled: list[Message] = []
+
+    async def works(m: Message) -> None:
+        handled.append(m)
+
+    keys = Keys(redis_prefix)
+    first = Inbox(redis_client, keys, dies, lease_ms=300)
+    await first.start()
+    await first.submit(message(7), "default")
+    await asyncio.wait_for(taken.wait(), 10)
+    await first.stop()  # as good as dead: the entry stays pending under its consumer
+    second = Inbox(redis_client, keys, works, lease_ms=300)
+    await second.start()
+    try:
+        await wait_until(lambda: len(handled) == 1)
+        assert handled[0].message_id == "msg-7"
+        await wait_until(lambda: second.handled == 1)
+        pending = await redis_client.xpending(keys.inbox, "inbox")
+        assert pending["pending"] == 0
+    finally:
+        await second.stop()
+
+
+async def test_a_redis_failure_while_handling_leaves_the_message_for_a_retry(
+    redis_client: aredis.Redis, redis_prefix: str
+) -> None:
+    attempts: list[int] = []
+
+    async def flaky(m: Message) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise aredis.ConnectionError("Redis went away")
+
+    inbox = Inbox(redis_client, Keys(redis_prefix), flaky, lease_ms=300)
+    await inbox.start()
+    try:
+        await inbox.submit(message(9), "default")
+        await wait_until(lambda: inbox.handled == 1)
+        assert len(attempts) == 2
+    finally:
+        await inbox.stop()
+
+
+async def test_an_unreadable_entry_is_dropped_not_retried_forever(
+    redis_client: aredis.Redis, redis_prefix: str
+) -> None:
+    keys = Keys(redis_prefix)
+    inbox = Inbox(redis_client, keys, handle=lambda m: asyncio.sleep(0))
+    await inbox.start()
+    try:
+        await redis_client.xadd(keys.inbox, {"m": "not json"})
+        await wait_until(lambda: inbox.handled == 1)
+        assert await redis_client.xlen(keys.inbox) == 0
+    finally:
+        await inbox.stop()
