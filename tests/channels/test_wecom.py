@@ -412,3 +412,30 @@ def test_handoff_end_to_end_in_wecom(
         member.say("5")
         fake.wait_for(lambda _: [e for e in transcript(db, redis_prefix, cid) if e.get("type") == "csat"])
         assert [e["score"] for e in transcript(db, redis_prefix, cid) if e.get("type") == "csat"] == [5]
+
+
+def test_a_ticket_opened_at_night_is_answered_in_wecom_the_next_morning(
+    settings: Settings,
+    fake: FakeWeCom,
+    nlu: NLUPipeline,
+    knowledge_base: KnowledgeBase,
+    db: sync_redis.Redis,
+    redis_prefix: str,
+) -> None:
+    """Nobody on duty: the urgent message opens a ticket and the member is told so in WeCom; the agent who
+    comes on duty accepts it and the answer is pushed to the member."""
+    night = wecom_settings(settings, fake, on_duty=None, offer_timeout_seconds=5.0)
+    with TestClient(create_app(night, nlu=nlu, kb=knowledge_base)) as client:
+        agent = Agent(client, "morning-agent")  # signed in, not online: nobody is on duty
+        member = WeComMember(client, "nightowl")
+        member.say("系统打不开了，全公司都用不了，月底结账来不及了")
+        told = fake.wait_for(lambda f: [t for t in f.texts_to("nightowl") if "T-" in t])
+        cid = conversation_of(db, redis_prefix, "nightowl")
+        ticket_id = db.hget(Keys(redis_prefix).handoff(cid), "ticket_id")
+        assert ticket_id and ticket_id in told[0]
+        agent.online()
+        fake.wait_for(lambda _: agent.post(f"{cid}/accept").status_code == 200, timeout=15)
+        assert (
+            agent.post(f"{cid}/agent_messages", {"text": "早上好，工单已收到，正在处理"}).status_code == 200
+        )
+        assert fake.wait_for(lambda f: [t for t in f.texts_to("nightowl") if "工单已收到" in t])
