@@ -167,7 +167,7 @@ async def accept_dingtalk(
         return {}
     message = adapter.receive({**payload, "app": app})
     if message.metadata["msg_type"] != "text":
-        return {"msgtype": "text", "text": {"content": text("unsupported", "zh")}}
+        return {"msgtype": "text", "text": {"content": text("unsupported_text_only", "zh")}}
     inbox: Inbox = state.inbox
     await inbox.submit(message, app)
     return {}

@@ -42,6 +42,20 @@ WINDOW_MS = 3_600_000  # callbacks more than an hour from now are refused
 SESSION_MARGIN_MS = 10_000  # a session webhook about to expire is not used
 PER_USER_PER_MINUTE = 20
 GROUP = "2"
+# A bad or expired x-acs-dingtalk-access-token is HTTP 400 InvalidAuthentication (not 401): refresh, retry once.
+TOKEN_ERRORS = frozenset({"InvalidAuthentication"})
+THROTTLED = "Forbidden.AccessDenied.Q"  # HTTP 403 QpsLimitForApi, QpmLimitForAppkeyAndApi...: retried later
+
+
+class OpenApiError(DeliveryError):
+    """An HTTP error answer: the OpenAPI's carry ``{"code", "requestid", "message"}``."""
+
+    def __init__(self, channel: str, status: int, code: str) -> None:
+        retryable = (
+            status >= 500 or status in (408, 429) or code in TOKEN_ERRORS or code.startswith(THROTTLED)
+        )
+        super().__init__(channel, f"HTTP {status} {code}".strip(), retryable)
+        self.status, self.code = status, code
 
 
 class BadDingTalkSign(AuthError):
@@ -199,13 +213,19 @@ class DingTalkChannel:
         token = await self._token(tokens)
         for attempt in range(2):
             try:
-                await self._post(f"{app.api_base}{path}", body, {"x-acs-dingtalk-access-token": token})
-                return
-            except DeliveryError as exc:
-                if exc.reason.endswith("HTTP 401") and attempt == 0:
+                reply = await self._post(
+                    f"{app.api_base}{path}", body, {"x-acs-dingtalk-access-token": token}
+                )
+            except OpenApiError as exc:
+                if exc.code in TOKEN_ERRORS and attempt == 0:
                     token = await self._token(tokens, stale=token)
                     continue
                 raise
+            if staff in (reply.get("invalidStaffIdList") or ()):
+                raise DeliveryError(self.name, f"DingTalk refused user {staff!r} (invalidStaffIdList)", False)
+            if staff in (reply.get("flowControlledStaffIdList") or ()):
+                raise DeliveryError(self.name, f"DingTalk flow-controlled user {staff!r}")
+            return
 
     async def _post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         if self._client is None:
@@ -214,16 +234,14 @@ class DingTalkChannel:
             response = await self._client.post(url, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise DeliveryError(self.name, f"POST failed: {type(exc).__name__}") from exc
-        if response.status_code >= 300:
-            status = response.status_code
-            raise DeliveryError(
-                self.name, f"HTTP {status}", retryable=status >= 500 or status in (401, 408, 429)
-            )
         try:
             value = response.json()
         except ValueError:
-            return {}
-        return value if isinstance(value, dict) else {}
+            value = {}
+        reply: dict[str, Any] = value if isinstance(value, dict) else {}
+        if response.status_code >= 300:
+            raise OpenApiError(self.name, response.status_code, str(reply.get("code") or ""))
+        return reply
 
     async def _token(self, tokens: TokenCache, stale: str | None = None) -> str:
         try:
@@ -236,7 +254,14 @@ class DingTalkChannel:
     def _fetcher(self, app: DingTalkApp) -> Any:
         async def fetch() -> tuple[str, int]:
             body = {"appKey": app.app_key, "appSecret": app.app_secret.get_secret_value()}
-            reply = await self._post(f"{app.api_base}/v1.0/oauth2/accessToken", body, {})
+            try:
+                reply = await self._post(f"{app.api_base}/v1.0/oauth2/accessToken", body, {})
+            except OpenApiError as exc:
+                raise DeliveryError(
+                    self.name,
+                    f"accessToken answered {exc.reason}: check TRIAGE_DINGTALK_APP_KEY and TRIAGE_DINGTALK_APP_SECRET",
+                    exc.retryable,
+                ) from exc
             if not reply.get("accessToken"):
                 raise DeliveryError(
                     self.name, "accessToken answered no token: check the DingTalk AppKey/AppSecret"

@@ -41,6 +41,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "抱歉，您发送的{kind}没能接收成功，请稍后重新发送，或用文字描述问题。",
         "en": "Sorry, your {kind} could not be received. Please send it again later, or describe it in words.",
     },
+    "unsupported_text_only": {
+        "zh": "暂不支持这类消息，请用文字描述您的问题。",
+        "en": "I can only read text here; please describe the problem in words.",
+    },
     "unsupported": {
         "zh": "暂不支持这类消息，请发送文字、图片或文件。",
         "en": "I can't handle this kind of message; please send text, an image or a file.",
