@@ -56,7 +56,7 @@ class AgentConnection:
         self.status = "online"  # the presence this console asserts (re-asserted after a Redis restart)
         self._send_lock = asyncio.Lock()
 
-    async def send(self, kind: str, **fields: Any) -> None:
+    async def send(self, kind: str, /, **fields: Any) -> None:
         async with self._send_lock:
             await self.ws.send_text(json.dumps({"type": kind, **fields}, ensure_ascii=False))
 

@@ -178,7 +178,8 @@ class PlatformIntake:
             )
             await self._say(cid, text("attachment_failed", script, kind=what))
             return
-        saved = await self.attachments.save(cid, media.content, media.content_type, media.filename)
+        filename = str(message.metadata.get("filename") or "") or media.filename  # a file message names it
+        saved = await self.attachments.save(cid, media.content, media.content_type, filename)
         await self.s.store.append(
             cid,
             {
