@@ -13,7 +13,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import re
 import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
@@ -25,7 +24,9 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import SecretStr
 from redis.exceptions import RedisError
 
+from bot import logsafe
 from bot.contracts.conversation import Conversation
+from bot.logsafe import redact
 from bot.settings import Settings
 from bot.store.keys import Keys
 from bot.tasks import cancel_and_wait
@@ -136,7 +137,7 @@ class Alerts:
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
-        _install_httpx_redaction()
+        logsafe.install()
 
     @classmethod
     def from_settings(
@@ -302,32 +303,3 @@ def new_ticket(ticket: dict[str, Any]) -> Alert:
 def _clip(content: str) -> str:
     raw = content.encode("utf-8")
     return content if len(raw) <= MAX_CONTENT_BYTES else raw[:MAX_CONTENT_BYTES].decode("utf-8", "ignore")
-
-
-# ---------------------------------------------------------------------- keeping keys out of logs
-_SECRET_PARAMS = re.compile(r"(?i)\b(key|access_token|timestamp|sign)=[^&\s\"'<>]+")
-
-
-def redact(text: str) -> str:
-    """Hide the values of the query parameters that carry a robot's key, token or signature."""
-    return _SECRET_PARAMS.sub(r"\1=***", text)
-
-
-class _RedactRobotURLs(logging.Filter):
-    """httpx logs every request's full URL at INFO — with a WeCom robot's key or DingTalk's token and sign."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-_REDACTOR = _RedactRobotURLs()
-
-
-def _install_httpx_redaction() -> None:
-    httpx_logger = logging.getLogger("httpx")
-    if _REDACTOR not in httpx_logger.filters:
-        httpx_logger.addFilter(_REDACTOR)

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from bot import logsafe
 from bot.app import errors
 from bot.app.extension import AppExtension
 from bot.app.hub import EventHub
@@ -94,6 +95,7 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logsafe.install()  # platform credentials ride in query strings that httpx logs
         loaded_nlu, loaded_kb = (
             (nlu, kb) if nlu and kb else await asyncio.to_thread(load_understanding, settings)
         )

@@ -4,8 +4,10 @@ send API of a fake WeCom on loopback that speaks the real protocol (tests/fakes/
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -439,3 +441,47 @@ def test_a_ticket_opened_at_night_is_answered_in_wecom_the_next_morning(
             agent.post(f"{cid}/agent_messages", {"text": "早上好，工单已收到，正在处理"}).status_code == 200
         )
         assert fake.wait_for(lambda f: [t for t in f.texts_to("nightowl") if "工单已收到" in t])
+
+
+def test_no_secret_or_token_reaches_the_logs(
+    client: TestClient, fake: FakeWeCom, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        member = WeComMember(client, "logwatch")
+        member.say("怎么导出报销单")
+        fake.wait_for(lambda f: f.texts_to("logwatch"))
+        fake.expire_tokens()
+        member.say("发票查验失败")
+        fake.wait_for(lambda f: len(f.texts_to("logwatch")) >= 2)
+    logged = caplog.text + repr(client.app.state.channels)  # type: ignore[attr-defined]
+    assert "cgi-bin/gettoken" in caplog.text  # the requests were logged, with their credentials hidden
+    for secret in (SECRET, AES_KEY, fake.token()):
+        assert secret not in logged
+
+
+def test_a_named_app_has_its_own_callback_url(
+    settings: Settings, fake: FakeWeCom, nlu: NLUPipeline, knowledge_base: KnowledgeBase, tmp_path: Path
+) -> None:
+    channels = tmp_path / "channels.yml"
+    channels.write_text(
+        f"wecom:\n  - name: finance\n    corp_id: {CORP_ID}\n    agent_id: {AGENT_ID}\n    token: finance-token\n"
+        f"    aes_key: {AES_KEY}\n    secret: {SECRET}\n    api_base: {fake.url}\n",
+        encoding="utf-8",
+    )
+    configured = settings.model_copy(update={"channels_file": channels})
+    with TestClient(create_app(configured, nlu=nlu, kb=knowledge_base)) as app_client:
+        crypto = WeComCrypto("finance-token", AES_KEY, CORP_ID)
+        echostr = crypto.encrypt("42")
+        params = {
+            "msg_signature": crypto.signature("1", "n", echostr),
+            "timestamp": "1",
+            "nonce": "n",
+            "echostr": echostr,
+        }
+        assert app_client.get("/channels/wecom/finance/callback", params=params).text == "42"
+        assert app_client.get("/channels/wecom/callback", params=params).text == "42"  # found by its token
+        assert app_client.get("/channels/wecom/payroll/callback", params=params).status_code == 403
+        member = WeComMember(app_client, "fin-user", path="/channels/wecom/finance/callback")
+        member.crypto = crypto
+        assert member.say("怎么导出报销单").status_code == 200
+        assert fake.wait_for(lambda f: f.texts_to("fin-user"))
