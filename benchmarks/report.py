@@ -391,6 +391,78 @@ def loop_lag_section() -> list[str]:
     ]
 
 
+def _members_label(run: dict[str, Any]) -> str:
+    procs = "one process" if run["processes"] == 1 else f"{run['processes']} processes"
+    return f"{run['members']:,} members, {procs}"
+
+
+def platforms_section() -> list[str]:
+    result = _load("platforms")
+    if not result or "runs" not in result:
+        return []
+    pace = result["pace_per_member_per_minute"]
+    out = [
+        "## WeCom channel (encrypted callbacks in, the send API out)",
+        "",
+        f"Measured on: {_machine(result)}. {result['server']}; {result['redis']}; {result['client']}; the app "
+        "configured through `TRIAGE_WECOM_*`, its API base the fake WeCom (`tests/fakes/wecom.py`). Members "
+        "arrive evenly over the ramp, each sends 3 text messages as WeCom's servers do (AES-encrypted, signed "
+        "XML callbacks), thinking 2–4 s (uniform) after each answer; with two processes, members alternate "
+        "between them. Acknowledgement: client side, from sending the callback's POST to its 200 (WeCom "
+        f"retries a callback not answered in {result['wecom_retry_seconds']:.0f} s). End to end: from the "
+        "POST to the fake accepting the `message/send` call with that member's answer (a member's k-th "
+        "answer matched to its k-th message). Lost / duplicated: answers missing, or beyond one per message, "
+        "per member; dropped: sends the fake discarded for WeCom's per-member pace.",
+        "",
+        "| scenario | arrival | callbacks | ack p50 ms | p99 ms | max ms | over 5 s | end to end p50 ms | p99 ms "
+        "| lost / dup / dropped | server CPU ms/message | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in result["runs"]:
+        ack, e2e, load = run["ack_ms"], run["end_to_end_ms"], run["load_average"]
+        out.append(
+            f"| {_members_label(run)} | over {run['ramp_seconds']:.0f} s | {run['callbacks']:,} of "
+            f"{run['callbacks_expected']:,} | {_ms(ack['p50'])} | {_ms(ack['p99'])} | {_ms(ack['max'])} | "
+            f"{run['acks_over_wecom_retry']} | {_ms(e2e['p50'])} | {_ms(e2e['p99'])} | {run['lost']} / "
+            f"{run['duplicated']} / {run['dropped']} | {run['server_cpu_ms_per_message']} | "
+            f"{load['start'][0]} → {load['end'][0]} |"
+        )
+    failed = [run for run in result["runs"] if run["members_failed"] or run["callbacks_refused"]]
+    for run in failed:
+        out += [
+            "",
+            f"{_members_label(run)}: {run['members_failed']} members failed "
+            f"({'; '.join(run['failures']) or 'none'}), callbacks refused {run['callbacks_refused'] or 'none'}.",
+        ]
+    out += [
+        "",
+        "Outbound: one agent message appended to every member's conversation at once "
+        "(`ConversationStore.append` on the same Redis and prefix, as the desk does) — one send per member, "
+        f"so the per-member pace (WeCom drops past {pace['wecom']} a minute; the app keeps to {pace['app']}) is "
+        "never what limits it; sends/s counts from the first append to the last send the fake received. "
+        "Then a burst: agent messages appended one after another to each of a few members, which the outbox "
+        "merges into as few sends as fit 2,048 bytes. The app processes, Redis and the fake share the "
+        f"{result['machine']['cores']} cores: app CPU per send is the processes' CPU time over the fan-out divided by the sends.",
+        "",
+        "| processes | fan-out: conversations | sends/s | append → send p50 / p99 ms | lost / dup | app CPU "
+        "ms/send | burst: appended → send calls | burst lost / dup | dropped | most sends to one member in 60 s "
+        "| token fetches |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in result["outbound"]:
+        fan, merge = run["fanout"], run["merge"]
+        lat = fan["append_to_send_ms"]
+        out.append(
+            f"| {run['processes']} | {fan['conversations']:,} | {fan['sends_per_second']} | "
+            f"{_ms(lat['p50'])} / {_ms(lat['p99'])} | {fan['lost']} / {fan['duplicated']} | "
+            f"{fan['server_cpu_ms_per_send']} | "
+            f"{merge['appended']:,} ({merge['members']} members) → {merge['send_calls']} | "
+            f"{merge['lost']} / {merge['duplicated']} | {run['dropped']} | "
+            f"{run['max_sends_to_one_member_per_minute']} | {run['token_fetches']} |"
+        )
+    return [*out, ""]
+
+
 def targets_section() -> list[str]:
     """Every target the issues set, the measured figure, and whether it is met — computed, not asserted."""
     rows: list[tuple[str, str, str, bool]] = []
@@ -511,6 +583,48 @@ def targets_section() -> list[str]:
                 race["exactly_one_winner_every_round"],
             )
         )
+    platforms = _load("platforms")
+    if platforms and "runs" in platforms:
+        for run in platforms["runs"]:
+            ack = run["ack_ms"]
+            rows.append(
+                (
+                    f"WeCom callback acknowledged: {_members_label(run)}",
+                    f"p99 < 500 ms (WeCom retries after {platforms['wecom_retry_seconds']:.0f} s)",
+                    f"p50 {ack['p50']:.0f} / p99 {ack['p99']:.0f} / max {ack['max']:.0f} ms, "
+                    f"{run['acks_over_wecom_retry']} over {platforms['wecom_retry_seconds']:.0f} s; end to end "
+                    f"p50 {run['end_to_end_ms']['p50']:.0f} / p99 {run['end_to_end_ms']['p99']:.0f} ms",
+                    ack["p99"] < 500,
+                )
+            )
+        wecom_runs = platforms["runs"]
+        totals = [sum(r[k] for r in wecom_runs) for k in ("lost", "duplicated", "dropped")]
+        failed = sum(r["members_failed"] + sum(r["callbacks_refused"].values()) for r in wecom_runs)
+        rows.append(
+            (
+                "WeCom: one answer per member message, every run",
+                "0 lost / 0 duplicated / 0 dropped",
+                " / ".join(str(t) for t in totals)
+                + f" ({sum(r['answered'] for r in wecom_runs):,} answers"
+                + (f"; {failed} members or callbacks failed" if failed else "")
+                + ")",
+                not any(totals) and not failed,
+            )
+        )
+        for run in platforms["outbound"]:
+            fan, merge = run["fanout"], run["merge"]
+            procs = "one process" if run["processes"] == 1 else f"{run['processes']} processes"
+            problems = fan["lost"] + fan["duplicated"] + merge["lost"] + merge["duplicated"] + run["dropped"]
+            rows.append(
+                (
+                    f"WeCom outbound, {procs}: every agent message sent once, none dropped by the pace",
+                    "0 lost / 0 duplicated / 0 dropped",
+                    f"{fan['lost'] + merge['lost']} / {fan['duplicated'] + merge['duplicated']} / "
+                    f"{run['dropped']}; {fan['sends_per_second']} sends/s to {fan['conversations']:,} "
+                    f"members; a burst of {merge['appended']:,} merged into {merge['send_calls']} sends",
+                    not problems,
+                )
+            )
     if not rows:
         return []
     out = ["## Targets", ""]
@@ -576,6 +690,7 @@ def main() -> None:
     lines += gateway_section()
     lines += loop_lag_section()
     lines += sockets_section()
+    lines += platforms_section()
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {DOC.relative_to(ROOT)}")

@@ -23,6 +23,10 @@ STEPS = [
         "Sockets: Redis connections at 100/1k/5k sockets, recovery after a Redis restart",
         ["benchmarks.sockets"],
     ),
+    (
+        "WeCom: callback acknowledgement and answers, 200 and 500 members, one and two processes; outbound sends/s",
+        ["benchmarks.platforms"],
+    ),
 ]
 
 

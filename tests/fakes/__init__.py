@@ -357,6 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # the outbox's bursts overflow the default backlog of 5
     block_on_close = False  # held requests must not keep stop() waiting
 
     def __init__(self, address: tuple[str, int], fake: FakePlatform) -> None:
