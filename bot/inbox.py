@@ -7,11 +7,18 @@ callback is answered as soon as its message is stored here, and handled after:
   two days) and appends the message to the ``Keys.inbox`` stream. A retried callback or a replayed message
   finds its id seen and is answered without being stored again.
 * Every app process reads the stream through one consumer group (``XREADGROUP``), handles each message
-  (the engine's own idempotency record makes a second handling of the same message a no-op) and
-  acknowledges and deletes it afterwards. One conversation's messages are handled in arrival order.
+  and acknowledges and deletes it afterwards. Within a process one conversation's messages are handled in
+  arrival order, a transient failure retried in place so the later ones wait. Across processes the order
+  is the stream's as far as reads go: a burst from one user arrives in one read and stays together, but
+  two messages seconds apart may be taken by two processes (the handling of each is idempotent by its
+  message id, see ``bot/app/platforms.py``).
 * A process that dies between taking a message and handling it leaves the entry pending; any process claims
-  entries idle longer than the lease (``XAUTOCLAIM``) and handles them. Nothing acknowledged to the platform
-  is lost, and nothing is handled twice.
+  entries idle longer than the lease (``XAUTOCLAIM``) and handles them. Entries a live process holds are
+  kept fresh (``XCLAIM … JUSTID``), so they are not claimed while it works. An entry claimed
+  ``MAX_DELIVERIES`` times, or whose handling fails for a reason a retry cannot fix, is given up and
+  recorded in the transcript for the agent (``give_up``): never dropped silently.
+* The stream is never trimmed: past ``MAX_BACKLOG`` unhandled messages a callback is answered 503 and the
+  platform retries it later.
 """
 
 from __future__ import annotations
@@ -39,16 +46,25 @@ logger = logging.getLogger(__name__)
 
 GROUP = "inbox"
 SEEN_TTL_S = 2 * DAY
-MAXLEN = 100_000
+MAX_BACKLOG = 100_000  # unhandled messages; past it callbacks get 503 (the platform retries) — never trimmed
 BATCH = 32
+ATTEMPTS = 4  # transient failures retried in place (the conversation's next messages wait) ...
+MAX_DELIVERIES = 8  # ... and an entry claimed this many times is given up: recorded for the agent
 
 _SUBMIT = """
+if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[2]) then return -1 end
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'm', ARGV[3])
+redis.call('XADD', KEYS[2], '*', 'm', ARGV[3])
 return 1
 """
 
 Handler = Callable[[Message], Awaitable[None]]
+GiveUp = Callable[[Message, str], Awaitable[None]]
+
+
+class InboxFull(Unavailable):
+    def __init__(self, backlog: int) -> None:
+        super().__init__(f"{backlog:,} platform messages are waiting to be handled; the platform will retry")
 
 
 def encode(message: Message) -> str:
@@ -61,9 +77,15 @@ def decode(raw: str) -> Message:
 
 class Inbox:
     def __init__(
-        self, redis: Any, keys: Keys, handle: Handler, lease_ms: int = 30_000, concurrency: int = 32
+        self,
+        redis: Any,
+        keys: Keys,
+        handle: Handler,
+        lease_ms: int = 30_000,
+        concurrency: int = 32,
+        give_up: GiveUp | None = None,
     ) -> None:
-        self.redis, self.keys, self.handle = redis, keys, handle
+        self.redis, self.keys, self.handle, self.give_up = redis, keys, handle, give_up
         self.lease_ms = lease_ms
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._submit = redis.register_script(_SUBMIT)
@@ -74,11 +96,15 @@ class Inbox:
         self.handled = 0
 
     async def submit(self, message: Message, app: str) -> bool:
-        """Store ``message`` for handling; False when its platform id was taken before (a retry)."""
+        """Store ``message`` for handling; False when its platform id was taken before (a retry).
+        Raises :class:`InboxFull` (503) past ``MAX_BACKLOG`` unhandled messages."""
         seen = self.keys.seen(message.channel, app, message.message_id)
-        return bool(
-            await self._submit(keys=[seen, self.keys.inbox], args=[SEEN_TTL_S, MAXLEN, encode(message)])
+        stored = int(
+            await self._submit(keys=[seen, self.keys.inbox], args=[SEEN_TTL_S, MAX_BACKLOG, encode(message)])
         )
+        if stored < 0:
+            raise InboxFull(MAX_BACKLOG)
+        return stored == 1
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -90,6 +116,7 @@ class Inbox:
         self._tasks = [
             asyncio.create_task(self._read_forever(), name="inbox-read"),
             asyncio.create_task(self._reclaim_forever(), name="inbox-reclaim"),
+            asyncio.create_task(self._keep_fresh_forever(), name="inbox-keep"),
         ]
 
     async def stop(self) -> None:
@@ -110,7 +137,10 @@ class Inbox:
                 if "NOGROUP" in str(exc):  # Redis lost its data: recreate the group
                     await self.start_group()
                     continue
-                raise
+                failures += 1  # READONLY during a failover, OOM …: the reader must not die
+                logger.warning("inbox: reading refused (%s); retrying", exc)
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                continue
             except (RedisError, OSError) as exc:
                 failures += 1
                 logger.warning("inbox: reading failed (%r); retrying", exc)
@@ -132,7 +162,8 @@ class Inbox:
                 logger.warning("inbox: reclaiming failed: %r", exc)
 
     async def reclaim(self) -> int:
-        """Take over entries a dead (or stuck) consumer left pending longer than the lease."""
+        """Take over entries a dead (or stuck) consumer left pending longer than the lease; an entry
+        claimed ``MAX_DELIVERIES`` times is given up."""
         start, taken = "0-0", 0
         while True:
             reply = await self.redis.xautoclaim(
@@ -145,10 +176,46 @@ class Inbox:
             )
             start, entries = reply[0], [e for e in reply[1] if e[1]]
             mine = [e for e in entries if e[0] not in self._taken]
+            if mine:
+                tries = await self._deliveries([e[0] for e in mine])
+                for entry_id, fields in [e for e in mine if tries.get(e[0], 0) > MAX_DELIVERIES]:
+                    mine.remove((entry_id, fields))
+                    await self._abandon(entry_id, fields)
             taken += len(mine)
             self._take(mine)
             if start in ("0-0", b"0-0"):
                 return taken
+
+    async def _deliveries(self, ids: list[str]) -> dict[str, int]:
+        pending = await self.redis.xpending_range(
+            self.keys.inbox, GROUP, min=min(ids), max=max(ids), count=len(ids) * 4, consumername=self.consumer
+        )
+        return {str(p["message_id"]): int(p["times_delivered"]) for p in pending}
+
+    async def _abandon(self, entry_id: str, fields: dict[str, str]) -> None:
+        logger.error("inbox: giving up on %s after %d tries", entry_id, MAX_DELIVERIES)
+        try:
+            message = decode(fields["m"])
+        except (KeyError, TypeError, ValueError):
+            message = None
+        if message is not None and self.give_up is not None:
+            await self.give_up(message, f"not handled after {MAX_DELIVERIES} tries")
+        await self._ack(entry_id)
+
+    async def _keep_fresh_forever(self) -> None:
+        """Entries this process is handling (or holding behind a conversation's earlier message) stay
+        fresh, so no other process claims them while this one is alive."""
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000)
+            ids = list(self._taken)
+            if not ids:
+                continue
+            try:
+                await self.redis.xclaim(
+                    self.keys.inbox, GROUP, self.consumer, min_idle_time=0, message_ids=ids, justid=True
+                )
+            except (RedisError, OSError) as exc:
+                logger.warning("inbox: refreshing taken entries failed: %r", exc)
 
     # --------------------------------------------------------------------- handling
     def _take(self, entries: list[tuple[str, dict[str, str]]]) -> None:
@@ -175,18 +242,32 @@ class Inbox:
             if before is not None:
                 await asyncio.wait([before])
             async with self._slots:
-                if message is not None:
-                    try:
-                        await self.handle(message)
-                    except (RedisError, OSError, Unavailable) as exc:
-                        logger.warning("inbox: %s left for a retry: %r", entry_id, exc)
-                        return  # pending: claimed again after the lease
-                    except Exception:
-                        logger.exception("inbox: handling %s failed; dropping it", entry_id)
+                if message is not None and not await self._handle(entry_id, message):
+                    return  # pending: claimed again after the lease
                 await self._ack(entry_id)
                 self.handled += 1
         finally:
             self._taken.discard(entry_id)
+
+    async def _handle(self, entry_id: str, message: Message) -> bool:
+        """Handle ``message``, retrying a transient failure in place (the conversation's later messages
+        wait, so they stay in order). False: still failing; leave it for a later claim."""
+        for attempt in range(ATTEMPTS):
+            try:
+                await self.handle(message)
+                return True
+            except (RedisError, OSError, Unavailable) as exc:
+                if attempt == ATTEMPTS - 1:
+                    logger.warning("inbox: %s still failing (%r); left for a later try", entry_id, exc)
+                    return False
+                await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+            except Exception as exc:
+                logger.exception("inbox: handling %s failed", entry_id)
+                if self.give_up is not None:
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.give_up(message, f"{type(exc).__name__}: {str(exc)[:300]}")
+                return True
+        return False
 
     async def _ack(self, entry_id: str) -> None:
         try:

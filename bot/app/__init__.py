@@ -131,6 +131,7 @@ def build_app(
                 services.store.keys,
                 intake.handle,
                 lease_ms=int(settings.outbox_lease_seconds * 1000),
+                give_up=intake.give_up,
             )
             await app.state.inbox.start()
         app.state.streams = dingtalk_streams(settings, app.state)

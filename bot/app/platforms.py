@@ -20,7 +20,7 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -57,26 +57,61 @@ class PlatformIntake:
         await self.outbox.follow(message.conversation_id, int(conversation.get("seq") or 0))
         kind = message.metadata.get("msg_type", "text")
         script = conversation.get("script", "")
+        if kind == "text" and message.text.strip() and len(message.text) <= self.s.settings.max_message_chars:
+            chosen = await self.choice(message.conversation_id, message.text, script)
+            score = _CSAT.match(chosen) if chosen else None
+            if not score:
+                # The engine's idempotency record (by message id) makes a second handling a no-op.
+                await self.engine.handle(replace(message, text=chosen) if chosen else message)
+                return
+        await self._once(message, self._other(adapter, message, conversation, kind, script))
+
+    async def _other(
+        self, adapter: Any, message: Message, conversation: Mapping[str, str], kind: str, script: str
+    ) -> None:
+        """Everything that is not a question for the engine."""
+        cid = message.conversation_id
         if kind in ("image", "voice", "video", "file"):
             await self._attachment(adapter, message, conversation, kind)
-            return
-        if kind != "text":
-            await self._say(message.conversation_id, text("unsupported", script))
-            return
-        if not message.text.strip():
-            return
-        limit = self.s.settings.max_message_chars
-        if len(message.text) > limit:
-            await self._say(message.conversation_id, text("too_long", script, limit=limit))
-            return
-        chosen = await self.choice(message.conversation_id, message.text, script)
-        if chosen is not None:
-            score = _CSAT.match(chosen)
+        elif kind != "text":
+            wording = "unsupported_text_only" if message.channel == "dingtalk" else "unsupported"
+            await self._say(cid, text(wording, script))
+        elif len(message.text) > self.s.settings.max_message_chars:
+            await self._say(cid, text("too_long", script, limit=self.s.settings.max_message_chars))
+        elif message.text.strip():
+            chosen = await self.choice(cid, message.text, script)
+            score = _CSAT.match(chosen or "")
             if score:
                 await self._rate(message, int(score.group(1)), script)
-                return
-            message = replace(message, text=chosen)
-        await self.engine.handle(message)
+
+    async def _once(self, message: Message, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` once per platform message id, as the engine runs a message: a second handling of
+        the same message (a claim after a slow first one) finds it done."""
+        store, cid = self.s.store, message.conversation_id
+        if await store.claim(cid, message.message_id) is not None:
+            work.close()
+            return
+        try:
+            await work
+        except BaseException:
+            await store.release(cid, message.message_id)
+            raise
+        await store.complete(cid, message.message_id, {"replies": []})
+
+    async def give_up(self, message: Message, reason: str) -> None:
+        """The inbox could not handle ``message``: the agent sees it in the transcript, with why."""
+        await self.s.store.append(
+            message.conversation_id,
+            {
+                "type": "inbound_failed",
+                "role": "system",
+                "visibility": "internal",
+                "channel": message.channel,
+                "client_msg_id": message.message_id,
+                "text": message.text[:2000],
+                "error": reason[:500],
+            },
+        )
 
     # ---------------------------------------------------------------- conversation
     async def _conversation(self, adapter: Any, message: Message) -> dict[str, str]:

@@ -166,8 +166,6 @@ async def accept_dingtalk(
     if not adapter.addressed(payload):
         return {}
     message = adapter.receive({**payload, "app": app})
-    if message.metadata["msg_type"] != "text":
-        return {"msgtype": "text", "text": {"content": text("unsupported_text_only", "zh")}}
     inbox: Inbox = state.inbox
-    await inbox.submit(message, app)
+    await inbox.submit(message, app)  # other types too: the polite reply goes out through the outbox
     return {}

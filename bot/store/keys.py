@@ -265,7 +265,12 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec(
         "presence:<agent_id>", "hash", "online/away/offline and last heartbeat", bound="one per agent account"
     ),
-    KeySpec("inbox", "stream", "platform messages taken but not yet handled", bound="MAXLEN ~100,000"),
+    KeySpec(
+        "inbox",
+        "stream",
+        "platform messages taken but not yet handled",
+        bound="handled entries deleted; ≤ 100,000 (then 503)",
+    ),
     KeySpec("seen:<channel>:<app>:<message_id>", "string", "a platform message id already taken", "2 d"),
     KeySpec("token:<channel>:<app>", "string", "a platform API access token", "its lifetime less 5 min"),
     KeySpec("token:<channel>:<app>:lock", "string", "the process refreshing that token", "10 s"),

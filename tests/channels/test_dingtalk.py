@@ -289,18 +289,20 @@ def test_a_body_over_the_limit_is_refused_with_413(
     assert member.post(headers, body).status_code == 413
 
 
-def test_a_picture_gets_a_polite_inline_reply_and_is_not_handled(
-    client: TestClient, fake: FakeDingTalk, db: sync_redis.Redis, redis_prefix: str
-) -> None:
+def test_a_picture_gets_a_polite_reply_in_the_chat(client: TestClient, fake: FakeDingTalk) -> None:
+    """The robot reads text only: the user is told so, in the chat (through the outbox, as every reply,
+    so Stream mode gets it too), and the engine never sees the picture."""
     member = Member(client, fake, "snapper")
     headers, body = member.message("")
     del body["text"]
     body |= {"msgtype": "picture", "content": {"downloadCode": "dl-code-1", "pictureDownloadCode": "p-1"}}
     response = member.post(headers, body)
-    assert response.status_code == 200
-    assert response.json()["msgtype"] == "text" and "暂不支持" in response.json()["text"]["content"]
+    assert response.status_code == 200 and response.json() == {}
+    reply = fake.wait_for(lambda f: f.texts_to("snapper"))
+    assert reply == ["暂不支持这类消息，请用文字描述您的问题。"]
+    assert member.post(headers, body).status_code == 200  # a retry of the same msgId: no second reply
     time.sleep(0.3)
-    assert _nothing_stored(db, redis_prefix) and fake.sent == []
+    assert len(fake.texts_to("snapper")) == 1
 
 
 def test_the_channel_is_404_when_not_configured(

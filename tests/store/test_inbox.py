@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aredis
 
-from bot.inbox import Inbox
+from bot.inbox import Inbox, InboxFull
 from bot.message import Message
 from bot.store.keys import Keys
 
@@ -128,3 +128,112 @@ async def test_an_unreadable_entry_is_dropped_not_retried_forever(
         assert await redis_client.xlen(keys.inbox) == 0
     finally:
         await inbox.stop()
+
+
+async def test_a_slow_message_is_not_claimed_by_another_process_while_handled(
+    redis_client: aredis.Redis, redis_prefix: str
+) -> None:
+    """Regression: nothing kept an in-flight entry fresh, so a handling longer than the lease was claimed
+    and run a second time by another process (an attachment saved twice, a CSAT recorded twice)."""
+    keys, runs = Keys(redis_prefix), []
+
+    async def slow(m: Message) -> None:
+        runs.append(m.message_id)
+        await asyncio.sleep(1.2)  # four leases
+
+    first = Inbox(redis_client, keys, slow, lease_ms=300)
+    second = Inbox(redis_client, keys, slow, lease_ms=300)
+    await first.start()
+    await first.submit(message(1), "default")
+    await wait_until(lambda: runs)
+    await second.start()
+    try:
+        await wait_until(lambda: first.handled == 1)
+        await asyncio.sleep(0.5)
+        assert runs == ["msg-1"] and second.handled == 0
+    finally:
+        await first.stop()
+        await second.stop()
+
+
+async def test_a_transient_failure_is_retried_in_place_keeping_the_order(
+    redis_client: aredis.Redis, redis_prefix: str
+) -> None:
+    """Regression: a message left for a later claim let the conversation's next message run first."""
+    handled: list[str] = []
+    failed: list[str] = []
+
+    async def flaky(m: Message) -> None:
+        if m.message_id == "msg-1" and not failed:
+            failed.append(m.message_id)
+            raise aredis.ConnectionError("Redis blinked")
+        handled.append(m.message_id)
+
+    inbox = Inbox(redis_client, Keys(redis_prefix), flaky, lease_ms=5000)
+    await inbox.start()
+    try:
+        await inbox.submit(message(1), "default")
+        await inbox.submit(message(2), "default")
+        await wait_until(lambda: len(handled) == 2)
+        assert handled == ["msg-1", "msg-2"]
+    finally:
+        await inbox.stop()
+
+
+async def test_a_message_that_cannot_be_handled_is_given_up_for_the_agent(
+    redis_client: aredis.Redis, redis_prefix: str
+) -> None:
+    given_up: list[tuple[str, str]] = []
+
+    async def broken(m: Message) -> None:
+        raise ValueError("a bug")
+
+    async def give_up(m: Message, reason: str) -> None:
+        given_up.append((m.message_id, reason))
+
+    inbox = Inbox(redis_client, Keys(redis_prefix), broken, give_up=give_up)
+    await inbox.start()
+    try:
+        await inbox.submit(message(3), "default")
+        await wait_until(lambda: inbox.handled == 1)
+        assert given_up == [("msg-3", "ValueError: a bug")]
+        assert await redis_client.xlen(Keys(redis_prefix).inbox) == 0
+    finally:
+        await inbox.stop()
+
+
+async def test_a_message_failing_on_every_claim_is_given_up_after_the_last(
+    redis_client: aredis.Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.inbox.ATTEMPTS", 1)
+    monkeypatch.setattr("bot.inbox.MAX_DELIVERIES", 2)
+    given_up: list[str] = []
+
+    async def down(m: Message) -> None:
+        raise aredis.ConnectionError("still down")
+
+    async def give_up(m: Message, reason: str) -> None:
+        given_up.append(reason)
+
+    inbox = Inbox(redis_client, Keys(redis_prefix), down, lease_ms=200, give_up=give_up)
+    await inbox.start()
+    try:
+        await inbox.submit(message(4), "default")
+        await wait_until(lambda: given_up)
+        assert "not handled after 2 tries" in given_up[0]
+        await wait_until(lambda: inbox.handled == 0 and not inbox._taken)
+        assert (await redis_client.xpending(Keys(redis_prefix).inbox, "inbox"))["pending"] == 0
+    finally:
+        await inbox.stop()
+
+
+async def test_a_full_backlog_answers_503_instead_of_dropping(
+    redis_client: aredis.Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.inbox.MAX_BACKLOG", 2)
+    inbox = Inbox(redis_client, Keys(redis_prefix), handle=lambda m: asyncio.sleep(0))
+    await inbox.submit(message(1), "default")
+    await inbox.submit(message(2), "default")
+    with pytest.raises(InboxFull):
+        await inbox.submit(message(3), "default")
+    assert await redis_client.xlen(Keys(redis_prefix).inbox) == 2
