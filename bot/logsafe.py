@@ -2,7 +2,7 @@
 
 httpx logs every request's URL at INFO, and platform APIs take their credentials in the query string:
 WeCom's ``gettoken?corpsecret=…`` and ``message/send?access_token=…``, a WeCom robot's ``key=…``, a
-DingTalk robot's ``access_token``, ``timestamp`` and ``sign``. :func:`install` adds a filter to the httpx
+DingTalk robot's ``access_token``, ``timestamp`` and ``sign``, a DingTalk ``sessionWebhook``'s ``session``. :func:`install` adds a filter to the httpx
 logger that replaces those values with ``***``.
 """
 
@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import re
 
-_SECRET_PARAMS = re.compile(r"(?i)\b(key|access_token|corpsecret|secret|timestamp|sign|ticket)=[^&\s\"'<>]+")
+_SECRET_PARAMS = re.compile(
+    r"(?i)\b(key|access_token|corpsecret|secret|timestamp|sign|ticket|session)=[^&\s\"'<>]+"
+)
 
 
 def redact(text: str) -> str:

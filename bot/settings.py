@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     dingtalk_app_secret: SecretStr | None = Field(None, description="DingTalk app's AppSecret (signatures).")
     dingtalk_api_base: str = Field("https://api.dingtalk.com", description="DingTalk OpenAPI host.")
     dingtalk_stream: bool = Field(False, description="Receive DingTalk robot messages in Stream mode too.")
+    dingtalk_session_webhook_prefix: str = Field(
+        "https://oapi.dingtalk.com/",
+        description="A message's sessionWebhook is used only under this prefix (or the API host).",
+    )
     dingtalk_tenant: str | None = Field(None, description="Tenant the DingTalk org's users belong to.")
     dingtalk_vip_tier: int = Field(0, ge=0, le=3, description="VIP tier of the DingTalk org's users (0-3).")
     channels_file: Path = Field(
@@ -158,7 +162,7 @@ class Settings(BaseSettings):
         65536, ge=1024, description="Platform callbacks with a larger body are refused with 413."
     )
     max_attachment_bytes: int = Field(
-        20 * 1024 * 1024, ge=1, description="Files users send from WeCom larger than this are not kept."
+        10 * 1024 * 1024, ge=1, description="Files users send from WeCom larger than this are not kept."
     )
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,7 @@ from handoff_gateway.context import context_card
 from handoff_gateway.desk import Desk
 from handoff_gateway.gateway import Gateway
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["agents"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Wrong or expired token"},
@@ -144,10 +146,14 @@ async def context(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dict
     responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
 )
 async def attachment(conversation_id: str, attachment_id: str, agent: AgentDep, gw: GatewayDep) -> Response:
-    """A file, image or voice message the user sent from WeCom, as it was sent (same access as the card)."""
+    """A file, image or voice message the user sent from WeCom, as it was sent: to supervisors, and to
+    agents for queued conversations and their own."""
     conv = await gw.desk.store.require(conversation_id)
-    if not agent.supervisor and conv.get("state") == "assigned" and conv.get("owner") != agent.id:
-        raise Forbidden(f"conversation {conversation_id} is assigned to another agent")
+    if not agent.supervisor and not (
+        conv.get("state") in ("queued", "waiting") or conv.get("owner") == agent.id
+    ):
+        raise Forbidden(f"conversation {conversation_id} is neither queued nor yours")
+    logger.info("agent %s opened attachment %s of %s", agent.id, attachment_id, conversation_id)
     store = gw.desk.store
     found = await AttachmentStore(store.redis, store.keys, store.retention_ms).get(
         conversation_id, attachment_id
@@ -161,6 +167,7 @@ async def attachment(conversation_id: str, attachment_id: str, agent: AgentDep, 
         headers={
             "Content-Disposition": f"attachment; filename*=UTF-8''{quoted}",
             "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox; default-src 'none'",  # the type comes from the platform
             "Cache-Control": "private, no-store",
         },
     )

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 LOOKBACK = 30  # transcript events searched for the numbered list a reply answers
 HISTORY_SIZE = 50
 MEDIA_TRIES = 3
+MEDIA_AT_ONCE = 4
 _CSAT = re.compile(r'^/csat\{"score":\s*([1-5])\}$')
 ROUTING_FIELDS = ("session_webhook", "session_expires", "chat_type", "open_conversation_id")
 
@@ -50,6 +51,7 @@ class PlatformIntake:
         self.s, self.engine, self.outbox, self.channels = services, engine, outbox, channels
         store = services.store
         self.attachments = AttachmentStore(store.redis, store.keys, store.retention_ms)
+        self._media_slots = asyncio.Semaphore(MEDIA_AT_ONCE)
 
     async def handle(self, message: Message) -> None:
         adapter: Any = self.channels[message.channel]
@@ -188,11 +190,12 @@ class PlatformIntake:
         media = None
         for attempt in range(MEDIA_TRIES):
             try:
-                media = await adapter.fetch_media(
-                    message.metadata["app"],
-                    message.metadata.get("media_id", ""),
-                    self.s.settings.max_attachment_bytes,
-                )
+                async with self._media_slots:  # files are held in memory: a few at a time
+                    media = await adapter.fetch_media(
+                        message.metadata["app"],
+                        message.metadata.get("media_id", ""),
+                        self.s.settings.max_attachment_bytes,
+                    )
                 break
             except DeliveryError as exc:
                 error = exc

@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ import httpx
 
 from bot.channels.base import DeliveryError
 from bot.channels.outbound import render
-from bot.channels.platform import DingTalkApp, Pacer, TokenCache
+from bot.channels.platform import DingTalkApp, Pacer, PartLedger, TokenCache
 from bot.channels.wecom import merge
 from bot.errors import AuthError, Forbidden, InputError
 from bot.message import Message
@@ -76,7 +77,7 @@ def verify(timestamp: str | None, signature: str | None, secret: str, now_ms: in
         raise BadDingTalkSign(
             "the callback's timestamp is more than an hour from now: check the server clock"
         )
-    if not hmac.compare_digest(sign(timestamp, secret), signature):
+    if not hmac.compare_digest(sign(timestamp, secret).encode(), signature.encode()):
         raise BadDingTalkSign("the callback's sign does not match: check TRIAGE_DINGTALK_APP_SECRET")
 
 
@@ -103,7 +104,7 @@ class DingTalkChannel:
         self.pacer = Pacer(redis, PER_USER_PER_MINUTE)
         self._timeout = timeout
         self._client: httpx.AsyncClient | None = None
-        self._sent: dict[tuple[str, int, int], float] = {}
+        self.ledger = PartLedger(redis, keys)
 
     def app(self, name: str) -> DingTalkApp:
         try:
@@ -140,13 +141,26 @@ class DingTalkChannel:
             "corp_id": str(payload.get("chatbotCorpId") or ""),
             "chat_type": str(payload.get("conversationType") or "1"),
             "open_conversation_id": str(payload.get("conversationId") or ""),
-            "session_webhook": str(payload.get("sessionWebhook") or ""),
+            "session_webhook": self._session_webhook(app, payload.get("sessionWebhook")),
             "session_expires": str(int(expires))
             if isinstance(expires, int | float | str) and str(expires).isdigit()
             else "0",
             "nick": str(payload.get("senderNick") or "")[:64],
         }
         return Message(self.name, staff, conversation_id(app, payload), content, msg_id, metadata)
+
+    @staticmethod
+    def _session_webhook(app: DingTalkApp, url: object) -> str:
+        """The message's session webhook, only on DingTalk's own host: the sign does not cover the body,
+        so a replayed or forged body must not be able to send this user's replies elsewhere."""
+        if not isinstance(url, str) or not url:
+            return ""
+        parts = urllib.parse.urlsplit(app.api_base)
+        allowed = (app.session_webhook_prefix, f"{parts.scheme}://{parts.netloc}/")
+        if url.startswith(allowed) and "@" not in urllib.parse.urlsplit(url).netloc:
+            return url
+        logger.warning("dingtalk: ignoring a sessionWebhook outside %s; replies use the OpenAPI", allowed[0])
+        return ""
 
     # --------------------------------------------------------------------- outbound
     async def deliver(self, conversation: Mapping[str, str], event: Mapping[str, Any]) -> None:
@@ -159,16 +173,12 @@ class DingTalkChannel:
         rendered = [out for out in (render(e, script) for e in events) if out is not None]
         if not rendered:
             return
-        cid = conversation.get("conversation_id", "")
-        for index, part in enumerate(merge(rendered, script, MAX_BYTES, MAX_PARTS)):
-            mark = (cid, rendered[0].seq, index)
-            if mark in self._sent:
-                continue
-            await self.send_text(conversation, part)
-            self._sent[mark] = time.monotonic()
-        cutoff = time.monotonic() - 600
-        for mark in [m for m, at in self._sent.items() if at < cutoff]:
-            del self._sent[mark]
+        await self.ledger.send_parts(
+            conversation.get("conversation_id", ""),
+            (rendered[0].seq, rendered[-1].seq),
+            merge(rendered, script, MAX_BYTES, MAX_PARTS),
+            lambda part: self.send_text(conversation, part),
+        )
 
     async def send_text(self, conversation: Mapping[str, str], content: str) -> None:
         app = self.app(conversation.get("app", ""))

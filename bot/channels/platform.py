@@ -22,7 +22,9 @@ Apps come from the ``TRIAGE_WECOM_*`` / ``TRIAGE_DINGTALK_*`` settings (one app 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -68,6 +70,7 @@ class DingTalkApp(BaseModel):
     app_secret: SecretStr
     robot_code: str = ""
     api_base: str = "https://api.dingtalk.com"
+    session_webhook_prefix: str = "https://oapi.dingtalk.com/"
     tenant: str = ""
     vip_tier: int = Field(0, ge=0, le=MAX_VIP_TIER)
 
@@ -118,6 +121,7 @@ def load_apps(settings: Settings) -> ChannelsFile:
                 app_key=settings.dingtalk_app_key,
                 app_secret=settings.dingtalk_app_secret,
                 api_base=settings.dingtalk_api_base,
+                session_webhook_prefix=settings.dingtalk_session_webhook_prefix,
                 tenant=settings.dingtalk_tenant or "",
                 vip_tier=settings.dingtalk_vip_tier,
             )
@@ -197,16 +201,24 @@ class TokenCache:
 
 # --------------------------------------------------------------------------------- pacing
 _PACE = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-if n > tonumber(ARGV[1]) then return redis.call('PTTL', KEYS[1]) end
-return 0
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
 """
 
 
 class Pacer:
-    """At most ``limit`` sends per ``window_s`` to one key, across processes: a send over the limit waits
-    for the next window (the platform silently drops what exceeds its own limit)."""
+    """At most ``limit`` sends in any ``window_s`` to one key, across processes (a sliding window on Redis's
+    clock): a send over the limit waits until the oldest one leaves the window. The platforms silently drop
+    what exceeds their own limit, so the excess must never be sent."""
 
     def __init__(self, redis: Any, limit: int, window_s: float = 60.0) -> None:
         self.limit, self.window_ms = limit, int(window_s * 1000)
@@ -215,12 +227,42 @@ class Pacer:
 
     async def wait(self, key: str) -> None:
         while True:
-            wait_ms = int(await self._pace(keys=[key], args=[self.limit, self.window_ms]))
+            wait_ms = int(
+                await self._pace(keys=[key], args=[self.limit, self.window_ms, secrets.token_hex(6)])
+            )
             if wait_ms <= 0:
                 return
-            logger.info("pacing %s: waiting %.1f s for the next window", key, wait_ms / 1000)
+            logger.info("pacing %s: waiting %.1f s", key, wait_ms / 1000)
             self.waited_s += wait_ms / 1000
             await asyncio.sleep(wait_ms / 1000 + 0.01)
+
+
+class PartLedger:
+    """Which parts of a split or merged delivery already reached the platform, for ten minutes, across
+    processes: a retry after a later part failed, or a takeover after a crash, skips them."""
+
+    def __init__(self, redis: Any, keys: Keys) -> None:
+        self.redis, self.keys = redis, keys
+
+    @staticmethod
+    def digest(seqs: tuple[int, int], index: int, text: str) -> str:
+        return hashlib.sha256(f"{seqs[0]}:{seqs[1]}:{index}:{text}".encode()).hexdigest()[:20]
+
+    async def sent(self, cid: str, digest: str) -> bool:
+        return bool(await self.redis.exists(self.keys.sent_part(cid, digest)))
+
+    async def mark(self, cid: str, digest: str) -> None:
+        await self.redis.set(self.keys.sent_part(cid, digest), "1", ex=600)
+
+    async def send_parts(
+        self, cid: str, seqs: tuple[int, int], parts: list[str], send: Callable[[str], Awaitable[None]]
+    ) -> None:
+        for index, part in enumerate(parts):
+            digest = self.digest(seqs, index, part)
+            if await self.sent(cid, digest):
+                continue
+            await send(part)
+            await self.mark(cid, digest)
 
 
 # ------------------------------------------------------------------------------ lengths

@@ -32,7 +32,7 @@ import httpx
 
 from bot.channels.base import DeliveryError, numbered_text
 from bot.channels.outbound import Outbound, render, text
-from bot.channels.platform import Pacer, TokenCache, WeComApp, fit
+from bot.channels.platform import Pacer, PartLedger, TokenCache, WeComApp, fit
 from bot.channels.wecom_crypto import WeComCrypto
 from bot.errors import Forbidden, InputError
 from bot.message import Message
@@ -84,7 +84,7 @@ class WeComChannel:
         self.pacer = Pacer(redis, PER_MEMBER_PER_MINUTE)
         self._timeout = timeout
         self._client: httpx.AsyncClient | None = None
-        self._sent: dict[tuple[str, int, int], float] = {}
+        self.ledger = PartLedger(redis, keys)
 
     # ------------------------------------------------------------------------- apps
     def app(self, name: str) -> WeComApp:
@@ -144,20 +144,12 @@ class WeComChannel:
         rendered = [out for out in (render(e, script) for e in events) if out is not None]
         if not rendered:
             return
-        await self._send_parts(conversation, rendered[0].seq, merge(rendered, script, MAX_BYTES, MAX_PARTS))
-
-    async def _send_parts(self, conversation: Mapping[str, str], first_seq: int, parts: list[str]) -> None:
-        """Send each part once: a retry after a later part failed skips the parts already sent."""
-        cid = conversation.get("conversation_id", "")
-        for index, part in enumerate(parts):
-            mark = (cid, first_seq, index)
-            if mark in self._sent:
-                continue
-            await self.send_text(conversation, part)
-            self._sent[mark] = time.monotonic()
-        cutoff = time.monotonic() - 600
-        for mark in [m for m, at in self._sent.items() if at < cutoff]:
-            del self._sent[mark]
+        await self.ledger.send_parts(
+            conversation.get("conversation_id", ""),
+            (rendered[0].seq, rendered[-1].seq),
+            merge(rendered, script, MAX_BYTES, MAX_PARTS),
+            lambda part: self.send_text(conversation, part),
+        )
 
     async def send_text(self, conversation: Mapping[str, str], content: str) -> None:
         app = self.app(conversation.get("app", ""))
@@ -200,7 +192,12 @@ class WeComChannel:
                     if response.status_code >= 300:
                         raise DeliveryError(self.name, f"media/get answered HTTP {response.status_code}")
                     if kind.startswith(("application/json", "text/plain")):
-                        reply = _json(await response.aread())
+                        head = bytearray()
+                        async for chunk in response.aiter_bytes():
+                            head += chunk
+                            if len(head) > 65_536:
+                                break
+                        reply = _json(bytes(head))
                         errcode = int(reply.get("errcode", -1))
                         if errcode in TOKEN_ERRORS and attempt == 0:
                             token = await self._token(tokens, stale=token)
@@ -278,11 +275,13 @@ class WeComChannel:
 
 def merge(rendered: Sequence[Outbound], script: str, max_bytes: int, max_parts: int) -> list[str]:
     """Consecutive outbound messages as few texts as fit ``max_bytes`` each; buttons as a numbered list;
-    a text too long for ``max_parts`` messages is cut with a link to its article."""
+    a KB answer too long for ``max_parts`` messages is cut with a link to its article."""
     texts: list[str] = []
     for out in rendered:
         body = numbered_text(out.text, out.buttons) if out.buttons else out.text
-        for part in fit(body, max_bytes, max_parts, out.link, text("read_more", script)):
+        # Only a KB answer (it has its article's link) is cut; an agent's long reply is sent whole.
+        limit = max_parts if out.link else 1_000
+        for part in fit(body, max_bytes, limit, out.link, text("read_more", script)):
             if texts and len((texts[-1] + "\n\n" + part).encode()) <= max_bytes:
                 texts[-1] += "\n\n" + part
             else:

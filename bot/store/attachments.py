@@ -6,6 +6,7 @@ Kept in Redis beside the conversation (``Keys.attachment``) for the transcript's
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from dataclasses import dataclass
@@ -34,10 +35,11 @@ class AttachmentStore:
         attachment = Attachment(secrets.token_hex(8), content, content_type, filename)
         key = self.keys.attachment(cid, attachment.attachment_id)
         async with self.redis.pipeline(transaction=True) as pipe:
+            encoded = await asyncio.to_thread(base64.b64encode, content)  # megabytes: off the event loop
             pipe.hset(
                 key,
                 mapping={
-                    "content": base64.b64encode(content).decode(),
+                    "content": encoded.decode(),
                     "content_type": content_type,
                     "filename": filename,
                 },
@@ -54,7 +56,7 @@ class AttachmentStore:
             return None
         return Attachment(
             attachment_id,
-            base64.b64decode(record["content"]),
+            await asyncio.to_thread(base64.b64decode, record["content"]),
             record.get("content_type") or "application/octet-stream",
             record.get("filename") or attachment_id,
         )

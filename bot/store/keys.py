@@ -151,6 +151,10 @@ class Keys:
         """Messages sent to one platform user in the current minute (the platform's per-member limit)."""
         return f"{self.prefix}pace:{channel}:{app}:{user}"
 
+    def sent_part(self, cid: str, digest: str) -> str:
+        """One part of a split or merged platform delivery that reached the platform (retries skip it)."""
+        return f"{self.prefix}conv:{{{cid}}}:sent:{digest}"
+
     def attachment(self, cid: str, attachment_id: str) -> str:
         """A file, image or voice message a user sent from a chat platform (the agent opens it)."""
         return f"{self.prefix}conv:{{{cid}}}:file:{attachment_id}"
@@ -274,7 +278,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("seen:<channel>:<app>:<message_id>", "string", "a platform message id already taken", "2 d"),
     KeySpec("token:<channel>:<app>", "string", "a platform API access token", "its lifetime less 5 min"),
     KeySpec("token:<channel>:<app>:lock", "string", "the process refreshing that token", "10 s"),
-    KeySpec("pace:<channel>:<app>:<user>", "string", "messages sent to a user this minute", "60 s"),
+    KeySpec("pace:<channel>:<app>:<user>", "sorted set", "sends to a user in the last minute", "60 s"),
+    KeySpec("conv:{<cid>}:sent:<digest>", "string", "a delivered part of a split message", "10 min"),
     KeySpec("conv:{<cid>}:file:<attachment_id>", "hash", "an attachment a platform user sent", RETENTION),
     KeySpec("alerts:rate:<robot>", "string", "alerts posted to a robot this minute", "60 s"),
 )

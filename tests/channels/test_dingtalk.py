@@ -420,3 +420,23 @@ def test_a_member_dingtalk_does_not_know_is_reported_not_retried(
         )
         assert "invalidStaffIdList" in failed[0]["error"]
         assert len(fake.requests_to("/v1.0/robot/oToMessages/batchSend")) == 1
+
+
+def test_a_session_webhook_off_dingtalks_host_is_never_used(
+    client: TestClient, fake: FakeDingTalk, db: sync_redis.Redis, redis_prefix: str
+) -> None:
+    """Regression: the sign covers only the timestamp, so a replayed header pair with a forged body could
+    point a user's replies (and the agent's) at any URL. Off DingTalk's host, the OpenAPI is used."""
+    member = Member(client, fake, "hijacked")
+    headers, body = member.message("发票查验失败，提示查验结果不一致")
+    body["sessionWebhook"] = "http://127.0.0.1:9/steal?session=x"
+    assert member.post(headers, body).status_code == 200
+    fake.wait_for(lambda f: f.texts_to("hijacked"))
+    assert [m.route for m in fake.sent if m.user_id == "hijacked"] == ["oto"]
+
+
+def test_a_sign_with_non_ascii_characters_is_401_not_500(client: TestClient, fake: FakeDingTalk) -> None:
+    member = Member(client, fake, "oddsign")
+    headers, body = member.message("hi")
+    raw: dict[str, Any] = {**headers, "sign": "签名=".encode()}  # raw UTF-8 bytes in the header
+    assert member.post(raw, body).status_code == 401

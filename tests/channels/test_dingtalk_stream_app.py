@@ -39,6 +39,7 @@ async def test_a_stream_message_is_acknowledged_and_answered(
                 "dingtalk_app_secret": SecretStr(APP_SECRET),
                 "dingtalk_api_base": gateway.api_base,
                 "dingtalk_stream": True,
+                "dingtalk_session_webhook_prefix": fake.url + "/",  # the fake serves the session webhooks
             }
         )
         app = create_app(streaming, nlu=nlu, kb=knowledge_base)

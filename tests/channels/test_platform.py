@@ -13,9 +13,10 @@ import redis.asyncio as aredis
 from pydantic import SecretStr
 
 from bot.channels.outbound import Outbound
-from bot.channels.platform import Pacer, TokenCache, fit, load_apps, split_text
+from bot.channels.platform import Pacer, PartLedger, TokenCache, fit, load_apps, split_text
 from bot.channels.wecom import merge
 from bot.errors import ConfigError
+from bot.logsafe import redact
 from bot.settings import Settings
 from bot.store.keys import Keys
 
@@ -170,3 +171,59 @@ def test_a_burst_is_merged_into_as_few_messages_as_fit() -> None:
         [Outbound(1, "有帮助吗？", ({"title": "有帮助", "payload": "/helpful"},))], "zh", 2048, 3
     )
     assert with_buttons == ["有帮助吗？\n1. 有帮助"]
+
+
+async def test_the_pace_is_a_sliding_window_not_a_calendar_minute(
+    redis_client: aredis.Redis, redis_prefix: str
+) -> None:
+    """Regression: a fixed window let 25 sends at :59 and 25 more at :01 through — 50 in two seconds,
+    which WeCom silently drops past 30 a minute."""
+    pacer = Pacer(redis_client, limit=3, window_s=0.5)
+    key = Keys(redis_prefix).pace("wecom", "default", "slider")
+    await asyncio.sleep(0.4)  # land near where a calendar window would roll over
+    sent = []
+    for _ in range(7):
+        await pacer.wait(key)
+        sent.append(time.monotonic())
+    assert all(sent[i + 3] - sent[i] >= 0.45 for i in range(len(sent) - 3)), sent
+
+
+async def test_a_delivered_part_is_skipped_by_any_process_that_retries(
+    redis_client: aredis.Redis, redis_prefix: str
+) -> None:
+    """Regression: parts already sent were remembered per process, so a takeover resent them."""
+    sent: list[str] = []
+
+    async def send(part: str) -> None:
+        if part == "part 2" and "part 2" not in failed:
+            failed.append(part)
+            raise RuntimeError("the platform went away")
+        sent.append(part)
+
+    failed: list[str] = []
+    first, second = PartLedger(redis_client, Keys(redis_prefix)), PartLedger(redis_client, Keys(redis_prefix))
+    with pytest.raises(RuntimeError):
+        await first.send_parts("wecom-x", (5, 7), ["part 1", "part 2"], send)
+    await second.send_parts("wecom-x", (5, 7), ["part 1", "part 2"], send)
+    assert sent == ["part 1", "part 2"]
+    await second.send_parts("wecom-x", (5, 9), ["part 1 (another burst)"], send)  # new content is sent
+    assert sent[-1] == "part 1 (another burst)"
+
+
+def test_an_agents_long_reply_is_sent_whole_a_kb_answer_is_cut_with_its_link() -> None:
+    long = "请按以下步骤处理：" + "核对发票号码、开票日期、金额和校验码。" * 400
+    agent = merge([Outbound(1, long, role="agent")], "zh", 2048, 3)
+    assert len(agent) > 3 and "".join(agent).replace("\n", "") == long.replace("\n", "")
+    kb = merge([Outbound(2, long, role="bot", link="/kb/zh-x")], "zh", 2048, 3)
+    assert len(kb) == 3 and kb[-1].endswith("完整内容： /kb/zh-x")
+
+
+def test_platform_credentials_are_hidden_in_logged_urls() -> None:
+    line = (
+        "HTTP Request: POST https://oapi.dingtalk.com/robot/sendBySession?session=abc123 "
+        "GET https://qyapi.weixin.qq.com/cgi-bin/gettoken?corpid=ww1&corpsecret=s3cr3t "
+        "POST /cgi-bin/message/send?access_token=tok&debug=1"
+    )
+    cleaned = redact(line)
+    assert "abc123" not in cleaned and "s3cr3t" not in cleaned and "tok&" not in cleaned
+    assert "corpid=ww1" in cleaned and "debug=1" in cleaned

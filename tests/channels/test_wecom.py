@@ -192,7 +192,9 @@ def test_an_image_is_kept_for_the_agent(
     assert kept and kept[0]["kind"] == "image" and kept[0]["size"] == len(b"\x89PNG fake image bytes")
     path = f"/api/v1/conversations/{cid}/attachments/{kept[0]['attachment_id']}"
     assert client.get(path).status_code == 401  # agents only
-    agent = Agent(client, "media-agent")
+    bystander = Agent(client, "media-agent")  # the conversation is the bot's: not queued, not theirs
+    assert client.get(path, headers=bystander.headers).status_code == 403
+    agent = Agent(client, "media-supervisor", role="supervisor")
     opened = client.get(path, headers=agent.headers)
     assert opened.status_code == 200 and opened.content == b"\x89PNG fake image bytes"
     assert (
