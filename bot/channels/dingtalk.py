@@ -199,7 +199,12 @@ class DingTalkChannel:
     ) -> None:
         body: dict[str, Any] = {"msgtype": "text", "text": {"content": content}}
         if conversation.get("chat_type") == GROUP:
-            body["at"] = {"atUserIds": [staff]}
+            # DingTalk highlights and notifies an @ only when the text names the user as well.
+            body = {
+                "msgtype": "text",
+                "text": {"content": f"@{staff} {content}"},
+                "at": {"atUserIds": [staff]},
+            }
         reply = await self._post(webhook, body, {})
         if int(reply.get("errcode", 0)) != 0:
             raise DeliveryError(self.name, f"session webhook answered errcode {reply.get('errcode')}")

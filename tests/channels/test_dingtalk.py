@@ -170,6 +170,7 @@ def test_a_group_message_with_an_at_is_answered_in_the_group_at_the_sender(
     assert "查验" in answer[0]
     sent = fake.sent[0]
     assert sent.route == "session_webhook" and sent.at_user_ids == ("wangwu",)
+    assert answer[0].startswith("@wangwu ")  # the @ in the text too, or DingTalk does not notify
     assert said(db, redis_prefix, member.cid) == ["发票查验失败怎么办"]  # the @'s leading space is gone
 
 
