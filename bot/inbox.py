@@ -8,10 +8,11 @@ callback is answered as soon as its message is stored here, and handled after:
   finds its id seen and is answered without being stored again.
 * Every app process reads the stream through one consumer group (``XREADGROUP``), handles each message
   and acknowledges and deletes it afterwards. Within a process one conversation's messages are handled in
-  arrival order, a transient failure retried in place so the later ones wait. Across processes the order
-  is the stream's as far as reads go: a burst from one user arrives in one read and stays together, but
-  two messages seconds apart may be taken by two processes (the handling of each is idempotent by its
-  message id, see ``bot/app/platforms.py``).
+  arrival order, a transient failure retried in place so the later ones wait. Across processes a
+  per-conversation lease (``Keys.inbox_lease``) lets one process at a time handle a conversation: a message
+  taken by a second process while the first handles the one before waits for it. (Two messages taken by two
+  processes in the same instant can still race for the lease; the handling of each is idempotent by its
+  message id, see ``bot/app/platforms.py``.)
 * A process that dies between taking a message and handling it leaves the entry pending; any process claims
   entries idle longer than the lease (``XAUTOCLAIM``) and handles them. Entries a live process holds are
   kept fresh (``XCLAIM … JUSTID``), so they are not claimed while it works. An entry claimed
@@ -31,7 +32,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -56,6 +57,17 @@ if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[2]) then return -1 end
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[2], '*', 'm', ARGV[3])
 return 1
+"""
+
+_RENEW = """
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('PEXPIRE', key, ARGV[2]) end
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 Handler = Callable[[Message], Awaitable[None]]
@@ -93,6 +105,9 @@ class Inbox:
         self._chains: dict[str, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._taken: set[str] = set()
+        self._leases: set[str] = set()  # conversations this process is handling a message of
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
         self.handled = 0
 
     async def submit(self, message: Message, app: str) -> bool:
@@ -207,13 +222,14 @@ class Inbox:
         fresh, so no other process claims them while this one is alive."""
         while True:
             await asyncio.sleep(self.lease_ms / 3000)
-            ids = list(self._taken)
-            if not ids:
-                continue
+            ids, leases = list(self._taken), [self.keys.inbox_lease(cid) for cid in self._leases]
             try:
-                await self.redis.xclaim(
-                    self.keys.inbox, GROUP, self.consumer, min_idle_time=0, message_ids=ids, justid=True
-                )
+                if ids:
+                    await self.redis.xclaim(
+                        self.keys.inbox, GROUP, self.consumer, min_idle_time=0, message_ids=ids, justid=True
+                    )
+                for key in leases:  # one key per call: each conversation has its own cluster slot
+                    await self._renew(keys=[key], args=[self.consumer, self.lease_ms])
             except (RedisError, OSError) as exc:
                 logger.warning("inbox: refreshing taken entries failed: %r", exc)
 
@@ -254,7 +270,8 @@ class Inbox:
         wait, so they stay in order). False: still failing; leave it for a later claim."""
         for attempt in range(ATTEMPTS):
             try:
-                await self.handle(message)
+                async with self._conversation_lease(message.conversation_id):
+                    await self.handle(message)
                 return True
             except (RedisError, OSError, Unavailable) as exc:
                 if attempt == ATTEMPTS - 1:
@@ -268,6 +285,21 @@ class Inbox:
                         await self.give_up(message, f"{type(exc).__name__}: {str(exc)[:300]}")
                 return True
         return False
+
+    @contextlib.asynccontextmanager
+    async def _conversation_lease(self, cid: str) -> AsyncIterator[None]:
+        """One process at a time handles a conversation's messages: one taken by another process while this
+        conversation's earlier message is being handled waits for it, which keeps the two in order."""
+        key = self.keys.inbox_lease(cid)
+        while not await self.redis.set(key, self.consumer, nx=True, px=self.lease_ms):
+            await asyncio.sleep(0.05)
+        self._leases.add(cid)
+        try:
+            yield
+        finally:
+            self._leases.discard(cid)
+            with contextlib.suppress(RedisError, OSError):
+                await self._release(keys=[key], args=[self.consumer])
 
     async def _ack(self, entry_id: str) -> None:
         try:

@@ -151,6 +151,10 @@ class Keys:
         """Messages sent to one platform user in the current minute (the platform's per-member limit)."""
         return f"{self.prefix}pace:{channel}:{app}:{user}"
 
+    def inbox_lease(self, cid: str) -> str:
+        """Held by the process handling one of the conversation's platform messages (bot/inbox.py)."""
+        return f"{self.prefix}conv:{{{cid}}}:inbox"
+
     def sent_part(self, cid: str, digest: str) -> str:
         """One part of a split or merged platform delivery that reached the platform (retries skip it)."""
         return f"{self.prefix}conv:{{{cid}}}:sent:{digest}"
@@ -280,6 +284,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("token:<channel>:<app>:lock", "string", "the process refreshing that token", "10 s"),
     KeySpec("pace:<channel>:<app>:<user>", "sorted set", "sends to a user in the last minute", "60 s"),
     KeySpec("conv:{<cid>}:sent:<digest>", "string", "a delivered part of a split message", "10 min"),
+    KeySpec("conv:{<cid>}:inbox", "string", "the process handling the conversation's message", "30 s lease"),
     KeySpec("conv:{<cid>}:file:<attachment_id>", "hash", "an attachment a platform user sent", RETENTION),
     KeySpec("alerts:rate:<robot>", "string", "alerts posted to a robot this minute", "60 s"),
 )

@@ -237,3 +237,32 @@ async def test_a_full_backlog_answers_503_instead_of_dropping(
     with pytest.raises(InboxFull):
         await inbox.submit(message(3), "default")
     assert await redis_client.xlen(Keys(redis_prefix).inbox) == 2
+
+
+async def test_two_processes_handle_one_conversation_in_order(
+    redis_client: aredis.Redis, redis_prefix: str
+) -> None:
+    """Regression: a conversation's next message, taken by another process while the first was still being
+    handled, was answered first."""
+    keys, handled, started = Keys(redis_prefix), [], asyncio.Event()
+
+    async def slow_first(m: Message) -> None:
+        if m.message_id == "msg-1":
+            started.set()
+            await asyncio.sleep(0.6)
+        handled.append(m.message_id)
+
+    first = Inbox(redis_client, keys, slow_first, lease_ms=3000)
+    second = Inbox(redis_client, keys, slow_first, lease_ms=3000)
+    await first.start()
+    try:
+        await first.submit(message(1), "default")
+        await asyncio.wait_for(started.wait(), 10)
+        first._tasks[0].cancel()  # the first process reads nothing more: the next message goes to the second
+        await second.start()
+        await second.submit(message(2), "default")
+        await wait_until(lambda: len(handled) == 2)
+        assert handled == ["msg-1", "msg-2"] and second.handled == 1
+    finally:
+        await first.stop()
+        await second.stop()
