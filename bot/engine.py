@@ -20,6 +20,7 @@ from bot.contracts.parse import Parse
 from bot.cpu import run_cpu
 from bot.kb.answer import Answer, NoAnswer, compose_answer
 from bot.message import Button, Message, Reply
+from bot.nlu.backend import ParseContext
 from bot.ownership import Owner, TransitionError, human_owns
 from bot.policy.cancel import is_cancel
 from bot.policy.decide import (
@@ -72,10 +73,19 @@ class Engine:
         store, metrics = self.s.store, self.s.metrics
         cid = message.conversation_id
         conv = await store.load(cid)
-        # One trip to the CPU pool understands the message: the parse and, where the bot may answer, the
-        # knowledge-base search.
+        # The NLU backend parses off the event loop; then, where the bot may answer, the knowledge-base
+        # search runs in the CPU pool.
+        started = time.perf_counter()
+        parse = await self.s.nlu.parse(message.text, ParseContext(conv.script, conv.pending))
+        metrics.parse_latency.observe(time.perf_counter() - started)
         parse, kb_answer = await run_cpu(
-            self.s.cpu, self._understand, message.text, conv.pending, not human_owns(conv.state)
+            self.s.cpu,
+            self._understand,
+            message.text,
+            parse,
+            conv.pending,
+            not human_owns(conv.state),
+            conv.script,
         )
         metrics.messages.labels(message.channel).inc()
         metrics.intents.labels(parse.intent.name).inc()
@@ -135,6 +145,8 @@ class Engine:
         view = ConversationView(conv.fallback_count, conv.last_answer_intent or None, conv.pending)
         decision = decide(parse, view, kb_answer, self.s.settings.fallbacks_before_handoff)
         severity = Severity.highest(parse.severity.level, conv.severity)
+        # The decision and why, beside the user's message: the agent's context card reads them.
+        turn.events[0].update(decision=decision.action, reasons=list(decision.reasons))
         turn.memory.update(
             fallback_count=str(decision.fallback_count),
             pending=json.dumps(decision.pending, ensure_ascii=False) if decision.pending else "",
@@ -155,7 +167,9 @@ class Engine:
             metrics.fallbacks.inc()
         if decision.action == "handoff":
             try:
-                await turn.handoff(decision.reason or "user_request", severity)
+                await turn.handoff(
+                    decision.reason or "user_request", severity, decision.intent, decision.reasons
+                )
             except TransitionError:
                 # Another message of this user handed off a moment earlier: say where they stand.
                 turn.conv = await self.s.store.load(conv.conversation_id)
@@ -164,36 +178,38 @@ class Engine:
                     turn.say(await self._queue_status_reply(turn.conv, script), role="system")
 
     def _understand(
-        self, text: str, pending: dict[str, Any] | None, search: bool
+        self, text: str, parse: Parse, pending: dict[str, Any] | None, search: bool, previous_script: str = ""
     ) -> tuple[Parse, Answer | NoAnswer | None]:
-        """CPU work, in a pool thread: the parse (a button payload forces its intent) and the KB answer."""
-        started = time.perf_counter()
-        parse = self.s.nlu.parse_typed(text)
-        self.s.metrics.parse_latency.observe(time.perf_counter() - started)
+        """CPU work, in a pool thread: a button payload forces its intent; the KB answer."""
         forced = payload_intent(text)
         if forced in {*self.s.nlu.intents, "helpful", "not_helpful", "no_human"}:
             parse = parse.with_intent(forced)
-        return parse, (self._kb_answer(parse, pending) if search else None)
+        script = _reply_script(text, parse.script, previous_script)
+        return parse, (self._kb_answer(parse, pending, script) if search else None)
 
-    def _kb_answer(self, parse: Parse, pending: dict[str, Any] | None) -> Answer | NoAnswer | None:
+    def _kb_answer(
+        self, parse: Parse, pending: dict[str, Any] | None, script: str
+    ) -> Answer | NoAnswer | None:
         intent = parse.intent.name
         if intent in NON_SUPPORT:
             return None
         query = parse.text
         if payload_intent(query):
-            # A clarification button: search with what the user wrote before, steered by the chosen intent.
-            query = (pending or {}).get("text") or replies.label(replies.INTENT_LABELS, intent, parse.script)
-        lang = group_for(parse.script).value
+            # A clarification button: the chosen topic's own words in the user's script, with what they
+            # wrote before ("发票"), so that each button finds its own article in the user's language.
+            label = replies.label(replies.INTENT_LABELS, intent, script)
+            query = f"{label} {(pending or {}).get('text') or ''}".strip()
+        # The conversation's language, not the payload's ("/invoice_archive" is Latin letters).
+        lang = group_for(script).value
         result = self.s.kb.search(query, lang=lang, top=3, intent=intent)
         return compose_answer(parse.to_rasa(), result, self.s.kb.index.config.answer)
 
     def _replies(self, d: Decision, script: str) -> list[Reply]:
         say = replies.say
+        examples = replies.localize(replies.FALLBACK_EXAMPLES[replies.base_language(script)], script)
         if d.action == "reply" and d.text_key:
-            return [Reply(say(d.text_key, script))]
+            return [Reply(say(d.text_key, script, examples=examples))]
         if d.action == "rephrase":
-            lang = replies.base_language(script)
-            examples = replies.localize(replies.FALLBACK_EXAMPLES[lang], script)
             return [Reply(say("rephrase", script, examples=examples))]
         if d.action == "clarify":
             buttons = tuple(
@@ -201,7 +217,9 @@ class Engine:
             )
             return [Reply(say("clarify", script), buttons)]
         if d.action == "offer_human":
-            key = "offer_human" if d.reason == "not_helpful" else "no_kb_answer"
+            key = {"not_helpful": "offer_human", "repeated_fallback": "unclear_offer_human"}.get(
+                d.reason or "", "no_kb_answer"
+            )
             return [
                 Reply(
                     say(key, script),
@@ -257,9 +275,14 @@ def _plain(markdown: str) -> str:
 
 def _reply_script(text: str, detected: str, previous: str) -> str:
     """The script to answer in: a button payload, or a message too short to tell (a few Latin letters,
-    digits, emoji), keeps the conversation's language."""
+    digits, emoji), keeps the conversation's language; so does Chinese written the same in both scripts
+    ("依然不行") in a Traditional conversation."""
     if previous and (
         payload_intent(text) or (detected == Script.LATN and len(re.findall(r"[A-Za-z]+", text)) <= 2)
     ):
         return previous
+    if previous == Script.HANT and detected == Script.HANS:
+        han = "".join(re.findall(r"[\u4e00-\u9fff]", text))
+        if replies.localize(han, Script.HANT) == han:
+            return previous
     return detected

@@ -41,6 +41,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "这个问题我没有把握回答好。需要为您转接人工客服吗？",
         "en": "I'm not confident I can answer this one well. Shall I connect you with a support agent?",
     },
+    "unclear_offer_human": {
+        "zh": "抱歉，我还是没能理解您的问题。需要为您转接人工客服吗？",
+        "en": "Sorry, I still couldn't understand the question. Shall I connect you with a support agent?",
+    },
+    "chit_chat": {
+        "zh": "这个我可帮不上忙 😊 我是报销与发票助手，可以帮您处理例如：{examples}。",
+        "en": "I'm afraid I can't help with that 😊 I'm the expense and e-invoice assistant; I can help with things like: {examples}.",
+    },
     "yes_human": {"zh": "转人工客服", "en": "Talk to an agent"},
     "no_thanks": {"zh": "先不用", "en": "Not now"},
     "ok_not_now": {

@@ -83,9 +83,16 @@ class Turn:
         }
 
     # ------------------------------------------------------------------ handoff
-    async def handoff(self, reason: str, severity: Severity) -> None:
+    async def handoff(
+        self,
+        reason: str,
+        severity: Severity,
+        intent: str | None = None,
+        reasons: tuple[str, ...] = (),
+    ) -> None:
         """Queue the conversation for a human — or, with nobody on duty, open a ticket that waits in the
-        same queue for the next agent on duty."""
+        same queue for the next agent on duty. ``intent`` is the support topic for the agent's card (by
+        default what the classifier said), ``reasons`` why the bot decided so."""
         s, conv, script = self.s, self.conv, self.script
         group = group_for(script)
         if conv.state is Owner.WAITING:
@@ -100,8 +107,9 @@ class Turn:
             severity=severity,
             sla=sla,
             group=group,
-            intent=self.parse.intent.name,
+            intent=intent or self.parse.intent.name,
             trigger=mask_sensitive(self.message.text)[:200],
+            reasons=reasons,
         )
         score = queue_score(severity, started, conv.customer.vip_tier)
         fields = {

@@ -101,6 +101,7 @@ async def context_card(store: ConversationStore, cid: str) -> dict[str, Any]:
             "sla": handoff.get("sla"),
             "intent": handoff.get("intent"),
             "trigger": handoff.get("trigger"),
+            "reasons": handoff.get("reasons") or [],
             "ticket_id": handoff.get("ticket_id"),
             "escalated": bool(conv.get("escalated")),
         },

@@ -44,6 +44,10 @@ class HandoffOut(BaseModel):
     ticket_id: str | None = None
     intent: str | None = Field(None, description="The intent the bot had understood")
     group: str | None = Field(None, description="The skill group (language) whose queue it joined")
+    reasons: list[str] = Field(
+        default_factory=list,
+        description='Why: the rule that decided ("rule:human_request"), then the severity\'s reasons',
+    )
 
 
 class ParseSummary(BaseModel):

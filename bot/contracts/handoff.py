@@ -64,6 +64,7 @@ class Handoff:
     ticket_id: str | None = None
     position: int | None = None
     eta_seconds: int | None = None
+    reasons: tuple[str, ...] = ()  # why: "rule:human_request", then the severity's "scope:全公司", ...
 
     def with_queue(self, position: int, eta_seconds: int) -> Handoff:
         return replace(self, position=position, eta_seconds=eta_seconds)
@@ -79,6 +80,7 @@ class Handoff:
             "ticket_id": self.ticket_id,
             "position": self.position,
             "eta_seconds": self.eta_seconds,
+            "reasons": list(self.reasons),
         }
 
     def to_json(self) -> str:
@@ -102,4 +104,5 @@ class Handoff:
             ticket_id=data.get("ticket_id"),
             position=data.get("position"),
             eta_seconds=data.get("eta_seconds"),
+            reasons=tuple(str(r) for r in data.get("reasons") or ()),
         )

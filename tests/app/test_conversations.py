@@ -70,19 +70,29 @@ def test_ambiguity_offers_buttons_and_a_click_continues(chat: Chat) -> None:
     assert chat.last["parse"]["confidence"] == 1.0
 
 
-def test_two_fallbacks_in_a_row_hand_off(chat: Chat) -> None:
+def test_chit_chat_in_a_row_never_hands_off(chat: Chat) -> None:
+    # Issue 10 changed this: two chit-chat fallbacks used to hand off and page an agent for a joke.
     chat.say("明天北京天气怎么样")
-    assert chat.last["state"] == "bot" and "换个说法" in chat.text
+    assert chat.last["state"] == "bot" and "帮不上忙" in chat.text
     chat.say("给我讲个笑话")
+    assert chat.last["state"] == "bot" and chat.last["handoff"] is None
+
+
+def test_two_unclear_support_messages_offer_a_human(chat: Chat) -> None:
+    chat.say("出了点状况")
+    assert chat.last["state"] == "bot" and "换个说法" in chat.text
+    chat.say("有点不对劲")
+    assert chat.last["state"] == "bot" and chat.buttons == ["转人工客服", "先不用"]
+    chat.say("好的")
     assert chat.last["state"] == "queued"
     assert chat.last["handoff"]["reason"] == "repeated_fallback"
 
 
 def test_a_recognised_message_resets_the_fallback_count(chat: Chat) -> None:
-    chat.say("明天北京天气怎么样")
+    chat.say("出了点状况")
     chat.say("谢谢")
-    chat.say("给我讲个笑话")
-    assert chat.last["state"] == "bot"
+    chat.say("有点不对劲")
+    assert chat.last["state"] == "bot" and "换个说法" in chat.text
 
 
 @pytest.mark.parametrize(

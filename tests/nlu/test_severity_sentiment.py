@@ -19,11 +19,65 @@ def lexicon() -> SentimentLexicon:
 @pytest.mark.parametrize(
     ("text", "intent", "level", "reasons"),
     [
-        ("系统打不开", "system_outage", "urgent", ["intent:system_outage"]),
-        ("报销单全没了", "data_missing", "urgent", ["intent:data_missing"]),
-        ("全公司都登不上了", "login_failed", "urgent", ["intent:login_failed", "scope:全公司"]),
-        ("今天月底结账，发票查验失败", "invoice_verification_failed", "urgent", ["deadline:月底结账"]),
-        ("everyone in finance is locked out", None, "urgent", ["scope:everyone"]),
+        ("系统打不开", "system_outage", "urgent", ["intent:system_outage", "blocked:打不开"]),
+        ("报销单全没了", "data_missing", "urgent", ["intent:data_missing", "blocked:没了"]),
+        (
+            "全公司都登不上了",
+            "login_failed",
+            "urgent",
+            ["intent:login_failed", "scope:全公司", "blocked:登不上"],
+        ),
+        # A deadline with the user blocked is important, not urgent (one user, one export).
+        (
+            "今天月底结账，发票查验失败",
+            "invoice_verification_failed",
+            "important",
+            ["deadline:月底结账", "blocked:失败"],
+        ),
+        (
+            "the export keeps failing and we have the month-end close tomorrow",
+            "export_failed",
+            "important",
+            ["repeated:keeps failing", "deadline:month-end close", "blocked:failing"],
+        ),
+        # ... and asking how to do something before a deadline is a normal question.
+        ("月底前要交报销，怎么批量导出审批通过的单子", "export_failed", "normal", []),
+        ("how do I export approved reports before the month-end close", "export_failed", "normal", []),
+        ("月底前要交報銷，怎麼批量導出審批通過的單子", "export_failed", "normal", []),
+        # "slow" alone: a guessed outage without a blocked word is important, never urgent.
+        ("今天系统好慢啊", "system_outage", "important", ["intent:system_outage"]),
+        ("今天系統好慢啊", "system_outage", "important", ["intent:system_outage"]),
+        ("the system is so slow today", "system_outage", "important", ["intent:system_outage"]),
+        # scope words in zh, zh-Hant and en, when the users are blocked
+        ("everyone in finance is locked out", None, "urgent", ["scope:everyone", "blocked:locked out"]),
+        ("所有分公司都登录不了", None, "urgent", ["scope:所有分公司", "blocked:登录不了"]),
+        ("全集團都登不上系統", None, "urgent", ["scope:全集团", "blocked:登不上"]),
+        ("整个公司都用不了", None, "urgent", ["scope:整个公司", "blocked:用不了"]),
+        ("all our branches can’t log in", None, "urgent", ["scope:all our branches", "blocked:can't"]),
+        (
+            "every user in our tenant is locked out",
+            None,
+            "urgent",
+            ["scope:every user", "blocked:locked out"],
+        ),
+        ("全公司的报销政策是什么", "policy_question", "normal", []),  # scope alone is not an outage
+        # explicit urgency, and a whole group locked out with it
+        ("紧急，发票上传不了", None, "important", ["urgency:紧急"]),
+        ("緊急，發票上傳不了", None, "important", ["urgency:紧急"]),
+        ("urgent: invoice upload fails", None, "important", ["urgency:urgent"]),
+        ("need this ASAP", None, "important", ["urgency:asap"]),
+        (
+            "紧急！全集团的人都登不上系统了",
+            None,
+            "urgent",
+            ["scope:全集团", "urgency:紧急", "blocked:登不上"],
+        ),
+        (
+            "緊急！全集團的人都登不上系統了",
+            None,
+            "urgent",
+            ["scope:全集团", "urgency:紧急", "blocked:登不上"],
+        ),
         ("試了好幾次還是不行", None, "important", ["repeated:好几次"]),
         ("登录不了", "login_failed", "important", ["intent:login_failed"]),
         ("发票查验失败", "invoice_verification_failed", "normal", []),

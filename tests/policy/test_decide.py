@@ -60,11 +60,12 @@ def parse(
         (parse("complaint", "我要投诉"), ConversationView(), None, "handoff", "complaint"),
         (parse(sentiment="negative"), ConversationView(), ANSWER, "handoff", "negative_sentiment"),
         (parse("nlu_fallback", "阿巴"), ConversationView(), None, "rephrase", None),
+        # Two unclear support messages in a row: offer a human (buttons), never a silent ticket.
         (
             parse("nlu_fallback", "阿巴"),
             ConversationView(fallback_count=1),
             None,
-            "handoff",
+            "offer_human",
             "repeated_fallback",
         ),
         (parse(ambiguous=True), ConversationView(), ANSWER, "clarify", None),
@@ -125,3 +126,163 @@ def test_fallback_counter_resets_on_anything_else() -> None:
 )
 def test_ticket_query(text: str, ticket: str | None) -> None:
     assert ticket_query(text) == ticket
+
+
+def scored(
+    intent: str, text: str, confidence: float, ranking: list[tuple[str, float]] | None = None
+) -> Parse:
+    """A parse with the classifier's confidence and ranking spelled out."""
+    return Parse(
+        text=text,
+        intent=Intent(intent, confidence),
+        intent_ranking=tuple(Intent(n, c) for n, c in (ranking or [(intent, confidence)])),
+    )
+
+
+AFTER_ANSWER = ConversationView(last_answer_intent="login_failed", pending={"type": "helpful"})
+OFFERED = ConversationView(
+    pending={"type": "offer_human", "reason": "no_kb_answer", "intent": "export_failed"}
+)
+
+
+@pytest.mark.parametrize(
+    ("p", "view", "action", "reason", "rule"),
+    [
+        # A human request wins over the support topic beside it.
+        (
+            scored("invoice_upload_failed", "转人工，发票一直上传失败", 0.97),
+            ConversationView(),
+            "handoff",
+            "user_request",
+            "human_request",
+        ),
+        (
+            scored("invoice_upload_failed", "轉人工，發票一直上傳失敗", 0.97),
+            ConversationView(),
+            "handoff",
+            "user_request",
+            "human_request",
+        ),
+        (
+            scored("login_failed", "put me through to a person, my login keeps failing", 0.7),
+            ConversationView(),
+            "handoff",
+            "user_request",
+            "human_request",
+        ),
+        (scored("request_human", "转人工", 0.99), OFFERED, "handoff", "no_kb_answer", "human_request"),
+        (
+            scored("invoice_upload_failed", "不用转人工，发票上传失败", 0.9),
+            ConversationView(),
+            "answer",
+            None,
+            "answer",
+        ),
+        # Vague frustration after an answer: the answer did not help.
+        (scored("goodbye", "我这里搞不定", 0.23), AFTER_ANSWER, "offer_human", "not_helpful", "not_resolved"),
+        (scored("affirm", "就是弄不好", 0.76), AFTER_ANSWER, "offer_human", "not_helpful", "not_resolved"),
+        (scored("deny", "依然不行", 0.61), AFTER_ANSWER, "offer_human", "not_helpful", "not_resolved"),
+        (
+            scored("deny", "依然不行", 0.61),
+            ConversationView(last_answer_intent="login_failed"),
+            "offer_human",
+            "not_helpful",
+            "not_resolved",
+        ),
+        (
+            scored("nlu_fallback", "still doesn't work", 0.13),
+            AFTER_ANSWER,
+            "offer_human",
+            "not_helpful",
+            "not_resolved",
+        ),
+        (scored("goodbye", "我這裡搞不定", 0.23), AFTER_ANSWER, "offer_human", "not_helpful", "not_resolved"),
+        # ... and without an answer before it, an unclear support message.
+        (scored("goodbye", "我这里搞不定", 0.23), ConversationView(), "rephrase", None, "not_resolved"),
+        # Yes and no only answer the bot's own question.
+        (scored("affirm", "好的", 0.93), AFTER_ANSWER, "reply", None, "yes_no"),
+        (scored("affirm", "好", 0.6), OFFERED, "handoff", "no_kb_answer", "yes_no"),
+        (scored("affirm", "嗯嗯对", 0.4), OFFERED, "rephrase", None, "unclear"),
+        (scored("affirm", "好的", 0.93), ConversationView(), "reply", None, "dialogue_act"),
+        (scored("affirm", "就是", 0.5), ConversationView(), "rephrase", None, "unclear"),
+        (scored("deny", "不是这样", 0.6), ConversationView(), "rephrase", None, "unclear"),
+        # Greetings, thanks and goodbyes only at high confidence.
+        (scored("greet", "你好", 0.99), ConversationView(), "reply", None, "dialogue_act"),
+        (scored("thanks", "thanks", 0.99), ConversationView(), "reply", None, "dialogue_act"),
+        (scored("goodbye", "怎么做红烧肉", 0.3), ConversationView(), "rephrase", None, "unclear"),
+        # Chit-chat is answered politely, however many in a row; it never counts towards a handoff.
+        (
+            scored("nlu_fallback", "明天会下雨吗", 0.92, [("out_of_scope", 0.92)]),
+            ConversationView(fallback_count=1),
+            "reply",
+            None,
+            "chit_chat",
+        ),
+        (
+            scored("nlu_fallback", "tell me a joke", 0.96, [("out_of_scope", 0.96)]),
+            ConversationView(fallback_count=5),
+            "reply",
+            None,
+            "chit_chat",
+        ),
+        (scored("out_of_scope", "說個笑話聽聽", 0.74), ConversationView(), "reply", None, "chit_chat"),
+        # Unclear support messages: rephrase, then offer a human.
+        (
+            scored("nlu_fallback", "那个东西弄一下", 0.1, [("export_failed", 0.1)]),
+            ConversationView(),
+            "rephrase",
+            None,
+            "unclear",
+        ),
+        (
+            scored("nlu_fallback", "那个东西弄一下", 0.1, [("export_failed", 0.1)]),
+            ConversationView(fallback_count=1),
+            "offer_human",
+            "repeated_fallback",
+            "unclear",
+        ),
+    ],
+)
+def test_decisions_in_context(
+    p: Parse, view: ConversationView, action: str, reason: str | None, rule: str
+) -> None:
+    decision = decide(p, view, ANSWER)
+    assert (decision.action, decision.reason) == (action, reason)
+    assert decision.reasons[0] == f"rule:{rule}"
+
+
+def test_chit_chat_resets_the_unclear_count() -> None:
+    oos = scored("nlu_fallback", "明天会下雨吗", 0.92, [("out_of_scope", 0.92)])
+    assert decide(oos, ConversationView(fallback_count=1), None).fallback_count == 0
+
+
+@pytest.mark.parametrize(
+    ("p", "intent"),
+    [
+        (scored("invoice_upload_failed", "转人工，发票一直上传失败", 0.97), "invoice_upload_failed"),
+        # The classifier put the request first: the topic comes from the ranking.
+        (
+            scored("request_human", "转人工，登录不了", 0.6, [("request_human", 0.6), ("login_failed", 0.3)]),
+            "login_failed",
+        ),
+        (scored("request_human", "转人工", 0.99, [("request_human", 0.99), ("greet", 0.01)]), None),
+    ],
+)
+def test_a_handoff_keeps_the_support_topic_for_the_card(p: Parse, intent: str | None) -> None:
+    assert decide(p, ConversationView(), None).intent == intent
+
+
+def test_yes_to_an_offer_hands_off_with_the_offered_topic() -> None:
+    decision = decide(scored("affirm", "好", 0.9), OFFERED, None)
+    assert (decision.action, decision.intent) == ("handoff", "export_failed")
+
+
+def test_every_decision_keeps_the_severity_reasons() -> None:
+    p = Parse(
+        text="全公司都登不上了",
+        intent=Intent("login_failed", 0.9),
+        severity=SeverityAssessment(Severity.URGENT, ("scope:全公司", "blocked:登不上")),
+    )
+    decision = decide(p, ConversationView(), ANSWER)
+    assert decision.reasons == ("rule:urgent", "scope:全公司", "blocked:登不上")
+    assert decision.intent == "login_failed"
