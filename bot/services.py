@@ -10,7 +10,7 @@ from typing import Any
 from bot.cpu import CpuPool
 from bot.kb.search import KnowledgeBase
 from bot.metrics import Metrics
-from bot.nlu.pipeline import NLUPipeline
+from bot.nlu.backend import NLUBackend
 from bot.settings import Settings
 from bot.store.conversations import ConversationStore
 from bot.store.handoffs import HandoffStore
@@ -47,7 +47,7 @@ def no_desk() -> DeskHooks:
 @dataclass
 class Services:
     settings: Settings
-    nlu: NLUPipeline
+    nlu: NLUBackend  # the native pipeline, with or without the encoder, or a Rasa server
     kb: KnowledgeBase
     store: ConversationStore
     handoffs: HandoffStore

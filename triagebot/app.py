@@ -6,12 +6,15 @@ from fastapi import FastAPI
 
 from bot.app import build_app
 from bot.kb.search import KnowledgeBase
+from bot.nlu.backend import NLUBackend
 from bot.nlu.pipeline import NLUPipeline
 from bot.settings import Settings
 from handoff_gateway.extension import DeskExtension
 
 
 def create_app(
-    settings: Settings | None = None, nlu: NLUPipeline | None = None, kb: KnowledgeBase | None = None
+    settings: Settings | None = None,
+    nlu: NLUPipeline | NLUBackend | None = None,
+    kb: KnowledgeBase | None = None,
 ) -> FastAPI:
     return build_app(settings, nlu, kb, extensions=[DeskExtension()])

@@ -35,6 +35,7 @@ from bot.errors import InputError
 from bot.inbox import Inbox
 from bot.kb.search import KnowledgeBase
 from bot.metrics import Metrics
+from bot.nlu.backend import NativeBackend, NLUBackend
 from bot.nlu.pipeline import NLUPipeline
 from bot.nlu.training_data import load_training_data
 from bot.outbox import Outbox
@@ -87,7 +88,7 @@ def dingtalk_streams(settings: Settings, state: Any) -> list[DingTalkStream]:
 
 def build_app(
     settings: Settings | None = None,
-    nlu: NLUPipeline | None = None,
+    nlu: NLUPipeline | NLUBackend | None = None,
     kb: KnowledgeBase | None = None,
     extensions: Sequence[AppExtension] = (),
 ) -> FastAPI:
@@ -106,7 +107,7 @@ def build_app(
         cpu = CpuPool(settings.cpu_workers)
         services = Services(
             settings,
-            loaded_nlu,
+            loaded_nlu if isinstance(loaded_nlu, NLUBackend) else NativeBackend(loaded_nlu, cpu),
             loaded_kb,
             ConversationStore(handle.client, settings.redis_prefix, retention),
             HandoffStore(handle.client, settings.redis_prefix, retention, settings.timezone),

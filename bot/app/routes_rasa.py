@@ -13,7 +13,6 @@ from bot.app.deps import engine, services
 from bot.app.schemas import ErrorOut, ParseIn, RasaMessageIn, RasaReplyOut
 from bot.channels.base import Channel, ChannelDisabled
 from bot.channels.registry import channel
-from bot.cpu import run_cpu
 from bot.engine import Engine, Services
 from bot.errors import MessageTooLarge
 from bot.message import Message
@@ -87,5 +86,5 @@ async def model_parse(
     if len(body.text) > svc.settings.max_message_chars:
         raise MessageTooLarge(len(body.text), svc.settings.max_message_chars)
     # In the app's CPU pool: a parse of a long message must not stall every other connection.
-    parsed: dict[str, Any] = await run_cpu(getattr(request.app.state, "cpu", None), svc.nlu.parse, body.text)
-    return parsed
+    parsed = await svc.nlu.parse(body.text)
+    return parsed.to_rasa()
