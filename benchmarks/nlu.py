@@ -1,6 +1,8 @@
 """NLU benchmarks: CLINC150 (paper protocol), SMP2019, cross-validation on nlu_data, latency/training cost.
 
 Run one with ``python -m benchmarks.nlu NAME`` (NAME: clinc150, smp2019, cv, cost); ``make bench`` runs all.
+Each is measured for the configured pipeline (sparse TF-IDF + the USE ``embedding`` featurizer) and, under
+``sparse_only``, for the same pipeline without the embedding step.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import DATASETS, ROOT, dir_size_mib, peak_rss_mib, percentiles, write_result
+from benchmarks.common import (
+    DATASETS,
+    ROOT,
+    current_rss_mib,
+    dir_size_mib,
+    peak_rss_mib,
+    percentiles,
+    write_result,
+)
 from bot.cli.data_cmd import read_clinc150, read_jsonl
 from bot.nlu.config import PipelineConfig
 from bot.nlu.evaluation import cross_validate, evaluate, plot_confusion
@@ -29,6 +39,24 @@ PAPER = {  # Larson et al. 2019, Table 2, CLINC150 "full", threshold rows: in-sc
     "SVM": (88.2, 18.0),
     "FastText": (88.6, 28.3),
 }
+
+
+CACHE = ROOT / "models" / "cache"  # embeddings of benchmark training texts, reused across runs
+SPARSE = "sparse_only"
+
+
+def _context() -> Context:
+    return Context(DATA_DIR, cache_dir=CACHE)
+
+
+def _sparse(config: PipelineConfig) -> PipelineConfig:
+    """``config`` without its embedding featurizer."""
+    return PipelineConfig(tuple((n, p) for n, p in config.steps if n != "embedding"))
+
+
+def _headline(report: dict) -> dict:
+    keys = ("in_scope_accuracy", "oos_recall", "accuracy", "macro_f1", "threshold", "train_seconds")
+    return {k: report[k] for k in (*keys, "parse_ms_p50", "parse_ms_p99") if k in report}
 
 
 def _data(pairs: list[tuple[str, str]]) -> TrainingData:
@@ -51,14 +79,11 @@ def clinc150() -> None:
         return
     splits = read_clinc150(source)
     config = PipelineConfig.from_file(CONFIGS / "clinc150.yml")
-    report = evaluate(
-        _data(splits["train"]),
-        _data(splits["test"]),
-        config,
-        Context(DATA_DIR),
-        val=_data(splits["val"]),
-        progress=_progress,
+    train, test, val = _data(splits["train"]), _data(splits["test"]), _data(splits["val"])
+    sparse = _headline(
+        _strip(evaluate(train, test, _sparse(config), _context(), val=val, progress=_progress))
     )
+    report = evaluate(train, test, config, _context(), val=val, progress=_progress)
     plot_confusion(
         report["_scored"], report["threshold"], ROOT / "benchmarks" / "results" / "clinc150_confusion.png"
     )
@@ -72,6 +97,7 @@ def clinc150() -> None:
             "peak_rss_mib": peak_rss_mib(),
             **{k: v for k, v in report.items() if k not in ("per_intent", "entities")},
             "per_intent_f1_lowest": sorted(((v["f1"], k) for k, v in report["per_intent"].items()))[:10],
+            SPARSE: sparse,
         },
     )
 
@@ -84,9 +110,10 @@ def smp2019() -> None:
     splits = read_jsonl(source)
     config = PipelineConfig.from_file(CONFIGS / "smp2019.yml")
     train = splits["train"] + splits.get("dev", [])
-    report = _strip(
-        evaluate(_data(train), _data(splits["test"]), config, Context(DATA_DIR), progress=_progress)
+    sparse = _headline(
+        _strip(evaluate(_data(train), _data(splits["test"]), _sparse(config), _context(), progress=_progress))
     )
+    report = _strip(evaluate(_data(train), _data(splits["test"]), config, _context(), progress=_progress))
     write_result(
         "smp2019",
         {
@@ -96,6 +123,7 @@ def smp2019() -> None:
             "label_accuracy": report["accuracy"],
             "peak_rss_mib": peak_rss_mib(),
             **{k: v for k, v in report.items() if k not in ("per_intent", "entities")},
+            SPARSE: sparse,
         },
     )
 
@@ -103,24 +131,30 @@ def smp2019() -> None:
 def cv() -> None:
     data = load_training_data(DATA_DIR)
     config = PipelineConfig.from_file(DATA_DIR / "config.yml")
-    report = cross_validate(data, config, Context(DATA_DIR), folds=5, progress=_progress)
+    sparse = _strip(cross_validate(data, _sparse(config), _context(), folds=5, progress=_progress))
+    report = cross_validate(data, config, _context(), folds=5, progress=_progress)
     plot_confusion(
         report["_scored"], report["threshold"], ROOT / "benchmarks" / "results" / "nlu_cv_confusion.png"
     )
     write_result(
-        "nlu_cv", {"data": "nlu_data (5-fold, stratified, out_of_scope examples included)", **_strip(report)}
+        "nlu_cv",
+        {
+            "data": "nlu_data (5-fold, stratified, out_of_scope examples included)",
+            **_strip(report),
+            SPARSE: {k: sparse[k] for k in ("accuracy", "by_language", "threshold") if k in sparse},
+        },
     )
 
 
-def cost() -> None:
-    """Training time and size for nlu_data; single-message parse latency on realistic messages."""
+def _cost(config: PipelineConfig) -> dict:
+    """Training time (warm embedding cache) and size for nlu_data; single-message parse latency."""
     data = load_training_data(DATA_DIR)
-    config = PipelineConfig.from_file(DATA_DIR / "config.yml")
+    NLUPipeline.train(data, config, _context())  # warms the embedding cache and the encoder
     times = []
     out = Path(tempfile.mkdtemp()) / "nlu"
     for _ in range(3):
         started = time.perf_counter()
-        pipeline = NLUPipeline.train(data, config, Context(DATA_DIR))
+        pipeline = NLUPipeline.train(data, config, _context())
         times.append(time.perf_counter() - started)
     pipeline.save(out)
     loaded = NLUPipeline.load(out)
@@ -139,21 +173,27 @@ def cost() -> None:
         started = time.perf_counter()
         loaded.parse(long_text, today)
         long_ms.append((time.perf_counter() - started) * 1000)
-    write_result(
-        "nlu_cost",
-        {
-            "examples": len(data.in_scope()),
-            "out_of_scope_examples": len(data.out_of_scope()),
-            "train_seconds_median_of_3": round(statistics.median(times), 2),
-            "train_seconds_runs": [round(t, 2) for t in times],
-            "model_size_mib": dir_size_mib(out),
-            "peak_rss_mib": peak_rss_mib(),
-            "parse_ms": percentiles(latencies),
-            "parse_messages": len(latencies),
-            "parse_ms_5200_chars": percentiles(long_ms),
-        },
-    )
+    result = {
+        "examples": len(data.in_scope()),
+        "out_of_scope_examples": len(data.out_of_scope()),
+        "train_seconds_median_of_3": round(statistics.median(times), 2),
+        "train_seconds_runs": [round(t, 2) for t in times],
+        "model_size_mib": dir_size_mib(out),
+        "rss_mib_model_loaded": current_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
+        "parse_ms": percentiles(latencies),
+        "parse_messages": len(latencies),
+        "parse_ms_5200_chars": percentiles(long_ms),
+    }
     shutil.rmtree(out.parent, ignore_errors=True)
+    return result
+
+
+def cost() -> None:
+    """:func:`_cost` for the sparse-only pipeline first (so its RSS excludes the encoder), then the default."""
+    config = PipelineConfig.from_file(DATA_DIR / "config.yml")
+    sparse = _cost(_sparse(config))
+    write_result("nlu_cost", {**_cost(config), SPARSE: sparse})
 
 
 BENCHES = {"clinc150": clinc150, "smp2019": smp2019, "cv": cv, "cost": cost}

@@ -27,6 +27,7 @@ STEPS = [
         "WeCom: callback acknowledgement and answers, 200 and 500 members, one and two processes; outbound sends/s",
         ["benchmarks.platforms"],
     ),
+    ("Dialogue: the bot's decisions on labelled and held-out conversations", ["benchmarks.dialogue"]),
 ]
 
 

@@ -15,3 +15,7 @@ app.add_typer(agents_app, name="agents", help="Agent and supervisor accounts.")
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()
+
+
+if __name__ == "__main__":  # python -m triagebot.cli (benchmarks run it so)
+    main()

@@ -12,7 +12,7 @@ import typer
 from bot.cli.console import console, friendly_errors, progress_status, settings
 from bot.errors import ConfigError
 from bot.nlu.config import CONFIG_FILE, PipelineConfig
-from bot.nlu.pipeline import NLUPipeline
+from bot.nlu.pipeline import NLUPipeline, cache_dir_for
 from bot.nlu.registry import Context
 from bot.nlu.training_data import load_training_data
 
@@ -90,15 +90,32 @@ def eval_command(
     ] = None,
     report: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a confusion-matrix PNG here.")] = None,
+    dialogue: Annotated[
+        bool,
+        typer.Option(
+            "--dialogue",
+            help="Run the labelled conversations of nlu_data/eval/ through the engine and score its "
+            "decisions (report: benchmarks/results/dialogue_eval.json).",
+        ),
+    ] = False,
+    sets: Annotated[
+        list[Path] | None, typer.Option("--set", help="With --dialogue: these labelled sets instead.")
+    ] = None,
 ) -> None:
-    """Evaluate the NLU on a test set (optionally choosing the threshold on --val) or by --cv folds."""
+    """Evaluate the NLU on a test set (optionally choosing the threshold on --val) or by --cv folds;
+    with --dialogue, the bot's decisions on labelled conversations."""
+    if dialogue:
+        from bot.cli.dialogue_cmd import dialogue_eval
+
+        dialogue_eval(sets, report)
+        return
     from bot.nlu.evaluation import cross_validate, evaluate, plot_confusion
 
     s = settings()
     with friendly_errors():
         config_path = config or s.data_dir / CONFIG_FILE
         pipeline_config = PipelineConfig.from_file(config_path)
-        context = Context(config_path.parent)
+        context = Context(config_path.parent, cache_dir=cache_dir_for(s.nlu_model_path))
         train_data = load_training_data(train_path or s.data_dir)
         with progress_status("evaluating") as progress:
             if cv:

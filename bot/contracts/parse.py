@@ -171,8 +171,10 @@ class Parse:
         }
 
     def with_intent(self, name: str, confidence: float = 1.0) -> Parse:
-        """A copy with the intent forced (a button's ``/intent`` payload names it) and no ambiguity."""
-        return dataclasses.replace(self, intent=Intent(name, confidence), ambiguous=False)
+        """A copy with the intent forced (a button's ``/intent`` payload names it), no ambiguity, and a
+        ranking of that intent alone: what the payload's literal text ranks second means nothing."""
+        forced = Intent(name, confidence)
+        return dataclasses.replace(self, intent=forced, intent_ranking=(forced,), ambiguous=False)
 
 
 # ------------------------------------------------------------------ strict field readers

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from bot.errors import ConfigError
-from bot.nlu.registry import resolve_config
+from bot.nlu.registry import component_class, resolve_config
 
 CONFIG_FILE = "config.yml"
 _FINGERPRINTED = {".yml", ".yaml", ".txt", ".json"}
@@ -52,11 +52,28 @@ class PipelineConfig:
         raise ConfigError(f"the pipeline has no {component!r} component")
 
 
+EVAL_DIR = "eval"  # nlu_data/eval/: labelled evaluation sets, never trained on
+
+
 def fingerprint(paths: list[Path], config: PipelineConfig) -> str:
-    """sha256 over every data/resource file under ``paths`` and the resolved config."""
+    """sha256 over every data/resource file under ``paths`` (the evaluation sets aside) and the resolved
+    config."""
     digest = hashlib.sha256(repr(config.as_list()).encode())
+    for name, params in config.steps:
+        # e.g. the embedding encoder's package version: a model depends on it as much as on its config
+        extra = getattr(component_class(name), "fingerprint_extra", None)
+        if extra is not None:
+            digest.update(extra(params).encode())
     for root in paths:
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in _FINGERPRINTED)
+        files = (
+            [root]
+            if root.is_file()
+            else sorted(
+                p
+                for p in root.rglob("*")
+                if p.suffix in _FINGERPRINTED and EVAL_DIR not in p.relative_to(root).parts
+            )
+        )
         for file in files:
             digest.update(str(file.relative_to(root) if root.is_dir() else file.name).encode())
             digest.update(file.read_bytes())

@@ -116,7 +116,8 @@ class NLUPipeline:
         current = fingerprint([data_dir], config)
         if not force and stored_fingerprint(model_dir) == current:
             return cls.load(model_dir, data_dir, timezone), False
-        pipeline = cls.train(load_training_data(data_dir), config, Context(data_dir), progress, current)
+        context = Context(data_dir, cache_dir=cache_dir_for(model_dir))
+        pipeline = cls.train(load_training_data(data_dir), config, context, progress, current)
         pipeline.timezone = timezone
         pipeline.save(model_dir)
         return pipeline, True
@@ -159,6 +160,11 @@ class NLUPipeline:
             if hasattr(component, "predict_proba"):
                 return component
         raise ConfigError("the pipeline has no intent classifier")
+
+
+def cache_dir_for(model_dir: Path) -> Path:
+    """Where components keep caches that outlive one model (beside it: the model dir is swapped whole)."""
+    return model_dir.parent / "cache"
 
 
 def stored_fingerprint(model_dir: Path) -> str | None:

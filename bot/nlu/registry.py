@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "normalizer": "bot.nlu.components:NormalizerComponent",
     "tokenizer": "bot.nlu.components:TokenizerComponent",
     "entity_extractor": "bot.nlu.components:EntityComponent",
+    "embedding": "bot.nlu.embedding:EmbeddingFeaturizer",
     "tfidf_classifier": "bot.nlu.classifier:TfidfIntentClassifier",
     "fallback": "bot.nlu.components:FallbackComponent",
     "severity": "bot.nlu.components:SeverityComponent",
@@ -28,9 +29,11 @@ REGISTRY: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Context:
-    """What components may need besides their own config: where the data and resources live."""
+    """What components may need besides their own config: where the data and resources live, and where
+    a component may keep a cache that outlives one model (None: keep nothing on disk)."""
 
     data_dir: Path
+    cache_dir: Path | None = None
 
 
 class Component(Protocol):

@@ -21,6 +21,7 @@ class ParseState:
     norm: Normalized | None = None
     language: LanguageGuess | None = None
     tokens: list[Token] = field(default_factory=list)
+    embedding: Any = None  # the sentence vector (numpy) when the pipeline has an embedding featurizer
     ranking: list[tuple[str, float]] = field(default_factory=list)
     intent: str = FALLBACK_INTENT
     confidence: float = 0.0

