@@ -151,6 +151,72 @@ def nlu_section() -> list[str]:
     return out
 
 
+DIALOGUE_SETS = {  # set name in dialogue_eval.json -> heading
+    "dialogue": "Labelled conversations",
+    "heldout": "Held-out messages: generalisation (never in training, phrasings unlike nlu_data's)",
+}
+
+
+def _share(x: float | None) -> str:
+    """A percentage the dialogue report already rounded; – where there was nothing to count."""
+    return "–" if x is None else f"{x:.1f}"
+
+
+def _dialogue_set(name: str, r: dict[str, Any]) -> list[str]:
+    observed: dict[str, int] = {}
+    for row in r["confusion"].values():
+        for decision, n in row.items():
+            observed[decision] = observed.get(decision, 0) + n
+    out = [
+        f"### {DIALOGUE_SETS.get(name, name)}: `{r['file']}`",
+        "",
+        "| conversations | turns | decisions right | conversations all right | intent right | severity right |",
+        "|---|---|---|---|---|---|",
+        f"| {r['conversations']} | {r['turns']} | **{_share(r['accuracy'])}** ({r['correct']}) | "
+        f"{_share(r['conversation_accuracy'])} | {_share(r['intent']['accuracy'])} (of {r['intent']['turns']}) | "
+        f"{_share(r['severity']['accuracy'])} (of {r['severity']['turns']}) |",
+        "",
+        "| script | turns | decisions right |",
+        "|---|---|---|",
+    ]
+    out += [
+        f"| {script} | {row['turns']} | {_share(row['accuracy'])} |" for script, row in r["by_script"].items()
+    ]
+    out += ["", "| decision expected | turns | recall | decided | precision |", "|---|---|---|---|---|"]
+    out += [
+        f"| {decision} | {row['turns']} | {_share(row['recall'])} | {observed.get(decision, 0)} | "
+        f"{_share(row['precision']) if observed.get(decision) else '–'} |"
+        for decision, row in r["by_expected"].items()
+        if row["turns"] or observed.get(decision)
+    ]
+    out += ["", "| kind of message | turns | decisions right |", "|---|---|---|"]
+    out += [f"| {tag} | {row['turns']} | {_share(row['accuracy'])} |" for tag, row in r["by_tag"].items()]
+    return [*out, ""]
+
+
+def dialogue_section() -> list[str]:
+    ev = _load("dialogue_eval")
+    if not ev:
+        return []
+    model = ev["model"]
+    where = f"Measured on: {_machine(ev)}" if "machine" in ev else f"Run at {ev['generated_at']}"
+    out = [
+        "## Dialogue decisions (`triage eval --dialogue`)",
+        "",
+        f"{where}, {ev['seconds']} s for both sets. Model `{model['path']}` trained {model['trained_at']} "
+        f"(fingerprint {model['fingerprint'][:12]}, {'up to date with' if model['up_to_date'] else '**older than**'} "
+        f"nlu_data/), pipeline {', '.join(model['pipeline'])}. Every conversation runs through the real engine "
+        "(parse, decide, KB answer); a turn is right when the decision (answer / clarify / offer_human / handoff "
+        "/ chitchat / rephrase) and, where labelled, the intent and severity are. The labelled conversations "
+        "were written beside nlu_data/ and cover the rules; the held-out messages measure generalisation "
+        "and are reported separately. Misses are listed in `benchmarks/results/dialogue_eval.json`.",
+        "",
+    ]
+    for name, r in ev["sets"].items():
+        out += _dialogue_set(name, r)
+    return out
+
+
 def kb_section() -> list[str]:
     out = ["## Knowledge base", ""]
     ev = _load("kb_eval")
@@ -498,7 +564,7 @@ def platforms_section() -> list[str]:
 
 def targets_section() -> list[str]:
     """Every target the issues set, the measured figure, and whether it is met — computed, not asserted."""
-    rows: list[tuple[str, str, str, bool]] = []
+    rows: list[tuple[str, str, str, bool | None]] = []  # met: None where no target was set
     clinc, cost, kb, scale = _load("clinc150"), _load("nlu_cost"), _load("kb_eval"), _load("kb_scale")
     if clinc:
         rows.append(
@@ -664,6 +730,32 @@ def targets_section() -> list[str]:
                     not problems,
                 )
             )
+    dialogue = _load("dialogue_eval")
+    if dialogue:
+        sets = dialogue["sets"]
+        if "dialogue" in sets:
+            d = sets["dialogue"]
+            scripts = {k for k, v in d["by_script"].items() if v["turns"]}
+            rows.append(
+                (
+                    "dialogue decisions: labelled conversations in zh, zh-Hant, en and mixed",
+                    "≥ 150 conversations, all four scripts (accuracy: no target set)",
+                    f"{d['conversations']} conversations, {_share(d['accuracy'])} % of {d['turns']} turns right, "
+                    f"intent {_share(d['intent']['accuracy'])} %",
+                    d["conversations"] >= 150 and scripts >= {"zh", "zh-Hant", "en", "mixed"},
+                )
+            )
+        if "heldout" in sets:
+            h = sets["heldout"]
+            rows.append(
+                (
+                    "dialogue decisions on held-out messages (generalisation), reported separately",
+                    "measured (no target set)",
+                    f"{h['conversations']} messages, {_share(h['accuracy'])} % right, "
+                    f"intent {_share(h['intent']['accuracy'])} %",
+                    None,
+                )
+            )
     if not rows:
         return []
     out = ["## Targets", ""]
@@ -677,7 +769,8 @@ def targets_section() -> list[str]:
         ]
     out += ["| target | goal | measured | met |", "|---|---|---|---|"]
     out += [
-        f"| {name} | {goal} | {value} | {'yes' if met else '**no**'} |" for name, goal, value, met in rows
+        f"| {name} | {goal} | {value} | {'–' if met is None else 'yes' if met else '**no**'} |"
+        for name, goal, value, met in rows
     ]
     return [*out, ""]
 
@@ -725,7 +818,14 @@ def main() -> None:
         "do not edit by hand. Figures are medians and 99th percentiles unless stated.",
         "",
     ]
-    lines += targets_section() + nlu_section() + kb_section() + chat_section() + redis_cost_section()
+    lines += (
+        targets_section()
+        + nlu_section()
+        + dialogue_section()
+        + kb_section()
+        + chat_section()
+        + redis_cost_section()
+    )
     lines += gateway_section()
     lines += loop_lag_section()
     lines += sockets_section()

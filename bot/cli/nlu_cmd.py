@@ -89,7 +89,10 @@ def eval_command(
         Path | None, typer.Option(help="Pipeline config (default nlu_data/config.yml).")
     ] = None,
     report: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
-    plot: Annotated[Path | None, typer.Option(help="Write a confusion-matrix PNG here.")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write a confusion-matrix PNG here, and a reliability diagram beside it."),
+    ] = None,
     dialogue: Annotated[
         bool,
         typer.Option(
@@ -109,7 +112,13 @@ def eval_command(
 
         dialogue_eval(sets, report)
         return
-    from bot.nlu.evaluation import cross_validate, evaluate, plot_confusion
+    from bot.nlu.evaluation import (
+        cross_validate,
+        evaluate,
+        plot_confusion,
+        plot_reliability,
+        reliability_path,
+    )
 
     s = settings()
     with friendly_errors():
@@ -131,6 +140,7 @@ def eval_command(
         scored = result.pop("_scored")
         if plot:
             plot_confusion(scored, result["threshold"], plot)
+            plot_reliability(scored, reliability_path(plot))
     text = json.dumps(result, ensure_ascii=False, indent=2)
     if report:
         report.parent.mkdir(parents=True, exist_ok=True)

@@ -125,19 +125,41 @@ class EntityComponent(_Stateless):
         return cls(config, context, tables)
 
 
+THRESHOLD_LANGUAGES = ("zh", "zh-Hant", "en")  # a mixed zh/en message takes zh's threshold
+
+
+def fallback_threshold(threshold: float | dict[str, float], language: str) -> float:
+    """The fallback threshold for a message in ``language``: one number, or one per language."""
+    if isinstance(threshold, dict):
+        return float(threshold[language if language in threshold else "zh"])
+    return float(threshold)
+
+
 class FallbackComponent(_Stateless):
     """Rasa's FallbackClassifier: below ``threshold`` the intent is nlu_fallback (ranking kept);
     when the top two are closer than ``ambiguity_threshold`` the parse is flagged ambiguous. A message the
-    classifier puts in the out_of_scope class falls back too."""
+    classifier puts in the out_of_scope class falls back too. ``threshold`` is one number or a mapping
+    with one for each of zh, zh-Hant and en (mixed messages use zh's)."""
 
     name = "fallback"
     defaults: ClassVar[dict[str, Any]] = {"threshold": 0.3, "ambiguity_threshold": 0.1}
 
     def __init__(self, config: dict[str, Any], context: Context) -> None:
         super().__init__(config, context)
-        for key in ("threshold", "ambiguity_threshold"):
-            if not 0.0 <= float(config[key]) <= 1.0:
-                raise ConfigError(f"fallback {key} must be between 0 and 1, got {config[key]!r}")
+        threshold = config["threshold"]
+        if isinstance(threshold, dict):
+            if set(threshold) != set(THRESHOLD_LANGUAGES):
+                raise ConfigError(
+                    f"fallback threshold: give one number, or one for each of {list(THRESHOLD_LANGUAGES)}; "
+                    f"got {sorted(threshold)}"
+                )
+            values = {f"threshold {lang}": v for lang, v in threshold.items()}
+        else:
+            values = {"threshold": threshold}
+        values["ambiguity_threshold"] = config["ambiguity_threshold"]
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"fallback {key} must be a number between 0 and 1, got {value!r}")
 
     def process(self, state: ParseState) -> None:
         if not state.ranking:
@@ -146,7 +168,8 @@ class FallbackComponent(_Stateless):
         top, confidence = state.ranking[0]
         second = state.ranking[1][1] if len(state.ranking) > 1 else 0.0
         state.ambiguous = confidence - second < self.config["ambiguity_threshold"]
-        if confidence < self.config["threshold"] or top == OUT_OF_SCOPE:
+        language = state.language.language if state.language else "zh"
+        if confidence < fallback_threshold(self.config["threshold"], language) or top == OUT_OF_SCOPE:
             state.intent, state.confidence = FALLBACK_INTENT, confidence
         else:
             state.intent, state.confidence = top, confidence

@@ -1,5 +1,6 @@
 """Evaluation of the NLU: accuracy with out-of-scope as its own class (Larson et al. 2019), per-intent
-precision/recall/F1, entity precision/recall, per-language accuracy, latency and a confusion matrix."""
+precision/recall/F1, entity precision/recall, per-language accuracy, latency, a confusion matrix, and the
+calibration of the confidences (expected calibration error, reliability diagram)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.nlu.components import THRESHOLD_LANGUAGES, fallback_threshold
 from bot.nlu.config import PipelineConfig
 from bot.nlu.pipeline import NLUPipeline, Progress
 from bot.nlu.registry import Context
@@ -22,11 +24,14 @@ from bot.nlu.training_data import OUT_OF_SCOPE, Example, TrainingData
 logger = logging.getLogger(__name__)
 
 THRESHOLD_GRID = np.round(np.arange(0.0, 1.0, 0.005), 3)
+ECE_BINS = 10
+Threshold = float | dict[str, float]  # one, or one per language (the fallback component's setting)
 
 
 @dataclass
 class Scored:
-    """One evaluated example: gold label, the classifier's top intent and confidence, language, latency."""
+    """One evaluated example: gold label, the classifier's top intent and confidence, language, latency,
+    and the top confidence before calibration."""
 
     example: Example
     top: str
@@ -34,6 +39,7 @@ class Scored:
     language: str
     entities: list[dict[str, Any]]
     parse_ms: float
+    raw_confidence: float | None = None
 
 
 def score_examples(
@@ -49,16 +55,18 @@ def score_examples(
         state = pipeline.process(ex.text, today)
         elapsed = (time.perf_counter() - started) * 1000
         top, conf = state.ranking[0] if state.ranking else (OUT_OF_SCOPE, 0.0)
-        scored.append(
-            Scored(
-                ex, top, conf, state.language.language if state.language else "zh", state.entities, elapsed
-            )
-        )
+        language = state.language.language if state.language else "zh"
+        scored.append(Scored(ex, top, conf, language, state.entities, elapsed, state.raw_confidence))
     return scored
 
 
-def predictions(scored: Sequence[Scored], threshold: float) -> list[str]:
-    return [s.top if s.confidence >= threshold and s.top != OUT_OF_SCOPE else OUT_OF_SCOPE for s in scored]
+def predictions(scored: Sequence[Scored], threshold: Threshold) -> list[str]:
+    return [
+        s.top
+        if s.confidence >= fallback_threshold(threshold, s.language) and s.top != OUT_OF_SCOPE
+        else OUT_OF_SCOPE
+        for s in scored
+    ]
 
 
 def choose_threshold(scored: Sequence[Scored]) -> float:
@@ -74,6 +82,43 @@ def choose_threshold(scored: Sequence[Scored]) -> float:
     return best
 
 
+def choose_thresholds(scored: Sequence[Scored]) -> dict[str, float]:
+    """:func:`choose_threshold` for each language's messages (mixed ones count as zh)."""
+
+    def group(language: str) -> str:
+        return language if language in THRESHOLD_LANGUAGES else "zh"
+
+    return {
+        lang: choose_threshold([s for s in scored if group(s.language) == lang])
+        for lang in THRESHOLD_LANGUAGES
+    }
+
+
+def expected_calibration_error(confidence: Any, correct: Any, bins: int = ECE_BINS) -> float:
+    """ECE (Guo et al. 2017): the support-weighted mean |accuracy - mean confidence| over equal-width
+    confidence bins."""
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
+    index = np.minimum((confidence * bins).astype(int), bins - 1)
+    error = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            error += members.sum() * abs(correct[members].mean() - confidence[members].mean())
+    return round(error / len(confidence), 4) if len(confidence) else 0.0
+
+
+def calibration_metrics(scored: Sequence[Scored]) -> dict[str, Any]:
+    """ECE of the top intent's confidence (right = the top intent is the gold one, out_of_scope a class),
+    before and after calibration."""
+    correct = [s.top == s.example.intent for s in scored]
+    raw = [s.confidence if s.raw_confidence is None else s.raw_confidence for s in scored]
+    return {
+        "bins": ECE_BINS,
+        "ece_before": expected_calibration_error(raw, correct),
+        "ece_after": expected_calibration_error([s.confidence for s in scored], correct),
+    }
+
+
 def _ratio(num: float, den: float) -> float:
     return round(num / den, 4) if den else 0.0
 
@@ -82,7 +127,7 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 3) if values else 0.0
 
 
-def metrics(scored: Sequence[Scored], threshold: float, known_intents: Sequence[str]) -> dict[str, Any]:
+def metrics(scored: Sequence[Scored], threshold: Threshold, known_intents: Sequence[str]) -> dict[str, Any]:
     """The report for ``scored`` at ``threshold``."""
     from sklearn.metrics import f1_score, precision_recall_fscore_support
 
@@ -108,7 +153,11 @@ def metrics(scored: Sequence[Scored], threshold: float, known_intents: Sequence[
         "n_test": len(scored),
         "n_in_scope": len(in_scope),
         "n_out_of_scope": len(oos),
-        "threshold": round(threshold, 3),
+        "threshold": (
+            {k: round(v, 3) for k, v in threshold.items()}
+            if isinstance(threshold, dict)
+            else round(threshold, 3)
+        ),
         "in_scope_accuracy": _ratio(sum(g == p for g, p in in_scope), len(in_scope)),
         "in_scope_accuracy_no_threshold": _ratio(
             sum(s.top == s.example.intent for s in scored if s.example.intent != OUT_OF_SCOPE), len(in_scope)
@@ -129,6 +178,7 @@ def metrics(scored: Sequence[Scored], threshold: float, known_intents: Sequence[
         "by_language": {
             lang: {"accuracy": _ratio(sum(v), len(v)), "n": len(v)} for lang, v in sorted(by_language.items())
         },
+        "calibration": calibration_metrics(scored),
         "entities": entity_metrics(scored),
         "unknown_test_intents": unknown,
         "parse_ms_p50": _percentile(latencies, 50),
@@ -172,7 +222,7 @@ def evaluate(
     """Train on ``train``; choose the threshold on ``val`` if given (else the config's); report on ``test``."""
     progress = progress or (lambda stage: None)
     pipeline = NLUPipeline.train(train, config, context, progress)
-    threshold = float(config.param("fallback", "threshold"))
+    threshold: Threshold = config.param("fallback", "threshold")
     if val is not None:
         progress("choosing the fallback threshold on the validation set")
         threshold = choose_threshold(score_examples(pipeline, val.examples, progress))
@@ -211,8 +261,7 @@ def cross_validate(
         pipeline = NLUPipeline.train(train, config, context)
         train_seconds.append(pipeline.meta["train_seconds"])
         scored.extend(score_examples(pipeline, [examples[i] for i in test_idx]))
-    threshold = float(config.param("fallback", "threshold"))
-    report = metrics(scored, threshold, sorted(set(labels) - {OUT_OF_SCOPE}))
+    report = metrics(scored, config.param("fallback", "threshold"), sorted(set(labels) - {OUT_OF_SCOPE}))
     report.update(
         folds=folds,
         train_seconds=round(statistics.fmean(train_seconds), 3),
@@ -223,7 +272,7 @@ def cross_validate(
     return report
 
 
-def plot_confusion(scored: Sequence[Scored], threshold: float, path: Path, max_labels: int = 30) -> None:
+def plot_confusion(scored: Sequence[Scored], threshold: Threshold, path: Path, max_labels: int = 30) -> None:
     """A confusion matrix PNG; with many labels, only those involved in the most errors are drawn."""
     import matplotlib
 
@@ -265,6 +314,50 @@ def plot_confusion(scored: Sequence[Scored], threshold: float, path: Path, max_l
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def reliability_path(confusion_path: Path) -> Path:
+    """Where the reliability diagram goes: beside the confusion matrix."""
+    return confusion_path.with_name(f"{confusion_path.stem}_reliability.png")
+
+
+def plot_reliability(scored: Sequence[Scored], path: Path, bins: int = ECE_BINS) -> None:
+    """A reliability diagram: accuracy of the top intent per confidence bin, before and after
+    calibration, against the diagonal of perfect calibration, with each curve's ECE."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    correct = np.array([s.top == s.example.intent for s in scored], dtype=float)
+    curves = {
+        "before calibration": np.array(
+            [s.confidence if s.raw_confidence is None else s.raw_confidence for s in scored]
+        ),
+        "after calibration": np.array([s.confidence for s in scored]),
+    }
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for (label, confidence), marker in zip(curves.items(), ("o", "s"), strict=True):
+        index = np.minimum((confidence * bins).astype(int), bins - 1)
+        xs, ys = [], []
+        for b in range(bins):
+            members = index == b
+            if members.any():
+                xs.append(confidence[members].mean())
+                ys.append(correct[members].mean())
+        ece = expected_calibration_error(confidence, correct, bins)
+        ax.plot(xs, ys, marker=marker, label=f"{label} (ECE {ece:.3f})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence of the top intent (bin mean)")
+    ax.set_ylabel("accuracy (top intent = gold, out_of_scope a class)")
+    ax.set_title(f"Reliability diagram ({len(scored):,} messages, {bins} bins)", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -3,7 +3,9 @@
 Some words count only when the user is *blocked* (something fails, won't open, is gone): "月底结账" in
 "月底前要交报销，怎么批量导出" is a question before a deadline, not an emergency; "全公司" in "全公司的报销
 政策" is not an outage. An urgent intent the classifier guessed ("今天系统好慢啊" → system_outage) is
-urgent only with such evidence, important without. nlu_data/severity.yml lists the words.
+urgent only with such evidence, important without. A missing-data intent is important: one user's lost
+draft is not an emergency; explicit data-loss words or a whole company blocked make it urgent.
+nlu_data/severity.yml lists the words.
 """
 
 from __future__ import annotations

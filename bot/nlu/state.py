@@ -23,6 +23,7 @@ class ParseState:
     tokens: list[Token] = field(default_factory=list)
     embedding: Any = None  # the sentence vector (numpy) when the pipeline has an embedding featurizer
     ranking: list[tuple[str, float]] = field(default_factory=list)
+    raw_confidence: float = 0.0  # the top intent's confidence before calibration (reliability diagrams)
     intent: str = FALLBACK_INTENT
     confidence: float = 0.0
     ambiguous: bool = False

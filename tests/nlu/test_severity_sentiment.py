@@ -20,7 +20,24 @@ def lexicon() -> SentimentLexicon:
     ("text", "intent", "level", "reasons"),
     [
         ("系统打不开", "system_outage", "urgent", ["intent:system_outage", "blocked:打不开"]),
-        ("报销单全没了", "data_missing", "urgent", ["intent:data_missing", "blocked:没了"]),
+        # Missing data: one user's draft is important; explicit or company-wide data loss is urgent.
+        ("报销单全没了", "data_missing", "important", ["intent:data_missing"]),
+        ("昨天存的草稿不见了", "data_missing", "important", ["intent:data_missing"]),
+        ("昨天存的草稿不見了", "data_missing", "important", ["intent:data_missing"]),
+        ("the draft I saved yesterday is gone", "data_missing", "important", ["intent:data_missing"]),
+        (
+            "数据全部丢失了，报销单都不见了",
+            "data_missing",
+            "urgent",
+            ["intent:data_missing", "data_loss:全部丢失"],
+        ),
+        (
+            "全公司的报销单都不见了",
+            "data_missing",
+            "urgent",
+            ["intent:data_missing", "scope:全公司", "blocked:不见了"],
+        ),
+        ("we lost all our data after the update", None, "urgent", ["data_loss:lost all our data"]),
         (
             "全公司都登不上了",
             "login_failed",
@@ -61,6 +78,19 @@ def lexicon() -> SentimentLexicon:
             ["scope:every user", "blocked:locked out"],
         ),
         ("全公司的报销政策是什么", "policy_question", "normal", []),  # scope alone is not an outage
+        # blocked words: login and open failures in zh, zh-Hant, Cantonese and en
+        ("整个集团都登入不了系统", None, "urgent", ["scope:整个集团", "blocked:登入不了"]),
+        ("整個集團都登入不了系統", None, "urgent", ["scope:整个集团", "blocked:登入不了"]),
+        ("全公司都登不进去", None, "urgent", ["scope:全公司", "blocked:登不进"]),
+        ("所有人都进不去系统", None, "urgent", ["scope:所有人", "blocked:进不去"]),
+        ("所有門店都打不開系統", None, "urgent", ["scope:所有门店", "blocked:打不开"]),
+        ("整个部门都用不了", None, "urgent", ["scope:整个部门", "blocked:用不了"]),
+        ("成個集團都入唔到系統", None, "urgent", ["scope:成个集团", "blocked:入唔到"]),
+        ("the whole office can't log in", None, "urgent", ["scope:whole office", "blocked:can't"]),
+        ("the app is dead for everyone", None, "urgent", ["scope:everyone", "blocked:dead"]),
+        ("it's down for all users", None, "urgent", ["scope:all users", "blocked:it's down"]),
+        ("the site is dead", "system_outage", "urgent", ["intent:system_outage", "blocked:dead"]),
+        ("the deadline is friday", None, "normal", []),  # "dead" is a word, not a prefix
         # explicit urgency, and a whole group locked out with it
         ("紧急，发票上传不了", None, "important", ["urgency:紧急"]),
         ("緊急，發票上傳不了", None, "important", ["urgency:紧急"]),
@@ -103,6 +133,8 @@ def test_severity(
         ("this is unacceptable", "negative"),
         ("谢谢，解决了", "positive"),
         ("thanks, that was helpful", "positive"),
+        ("唔該晒你", "positive"),  # Cantonese thanks
+        ("多謝晒", "positive"),
         ("不错", "positive"),
         ("not bad", "neutral"),
         ("发票查验失败", "neutral"),

@@ -27,7 +27,7 @@ def parse(
     names = ranking or [intent, "invoice_upload_failed", "invoice_duplicate"]
     return Parse(
         text=text,
-        intent=Intent(intent, 0.9),
+        intent=Intent(intent, 0.97),
         ambiguous=ambiguous,
         severity=SeverityAssessment(Severity(severity)),
         sentiment=Sentiment(sentiment),

@@ -1,0 +1,172 @@
+"""Calibrated confidence: temperature scaling never reorders intents, is saved with the model, and the
+fallback threshold may be set per language."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bot.errors import ConfigError
+from bot.nlu import registry
+from bot.nlu.classifier import temper
+from bot.nlu.evaluation import (
+    Scored,
+    calibration_metrics,
+    choose_thresholds,
+    expected_calibration_error,
+    plot_reliability,
+    reliability_path,
+)
+from bot.nlu.language import LanguageGuess
+from bot.nlu.pipeline import NLUPipeline
+from bot.nlu.registry import Context
+from bot.nlu.state import FALLBACK_INTENT, ParseState
+from bot.nlu.training_data import Example
+from bot.vocabulary import Script
+from tests.conftest import DATA_DIR, TODAY
+
+MESSAGES = [
+    "发票查验失败了",
+    "登入一直失敗",
+    "how do I export approved claims",
+    "submit的时候一直报error",
+    "好的",
+]
+
+
+@pytest.mark.parametrize("temperature", [0.25, 0.6, 1.0, 1.7, 4.0])
+def test_temperature_is_monotonic(temperature: float) -> None:
+    rng = np.random.default_rng(0)
+    log_proba = np.log(rng.dirichlet(np.full(40, 0.3), size=200))
+    calibrated = temper(log_proba, temperature)
+    np.testing.assert_allclose(calibrated.sum(axis=1), 1.0)
+    for raw, cal in zip(log_proba, calibrated, strict=True):
+        order = np.argsort(raw)
+        # higher raw score -> higher calibrated confidence: sorting by raw sorts the calibrated row too
+        assert np.all(np.diff(cal[order]) >= 0)
+
+
+def test_trained_model_calibration_keeps_the_ranking(nlu: NLUPipeline) -> None:
+    classifier = nlu.classifier()
+    assert classifier.temperature != 1.0  # the repository's config calibrates
+    states = [nlu.process(text, TODAY) for text in MESSAGES]
+    _, raw = classifier.predict_proba(states, calibrated=False)
+    _, calibrated = classifier.predict_proba(states)
+    for r, c, state in zip(raw, calibrated, states, strict=True):
+        assert list(np.argsort(-r, kind="stable")) == list(np.argsort(-c, kind="stable"))
+        assert state.ranking[0][1] == pytest.approx(c.max())
+        assert state.raw_confidence == pytest.approx(r.max())
+
+
+def test_save_load_round_trips_the_temperature(nlu: NLUPipeline, tmp_path: Path) -> None:
+    nlu.save(tmp_path / "nlu")
+    loaded = NLUPipeline.load(tmp_path / "nlu", DATA_DIR)
+    assert loaded.classifier().temperature == nlu.classifier().temperature
+    for text in MESSAGES:
+        assert loaded.parse(text, TODAY) == nlu.parse(text, TODAY)
+
+
+def test_model_without_calibration_file_loads_uncalibrated(nlu: NLUPipeline, tmp_path: Path) -> None:
+    nlu.save(tmp_path / "nlu")
+    (calibration,) = (tmp_path / "nlu").glob("*_tfidf_classifier/calibration.json")
+    calibration.unlink()
+    assert NLUPipeline.load(tmp_path / "nlu", DATA_DIR).classifier().temperature == 1.0
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"calibration": "platt"}, "calibration must be one of"),
+        ({"calibration_folds": 1}, "calibration_folds must be an integer"),
+    ],
+)
+def test_bad_calibration_config(params: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        registry.create(
+            "tfidf_classifier", registry.resolve_config("tfidf_classifier", params), Context(DATA_DIR)
+        )
+
+
+def _fallback(threshold: Any) -> Any:
+    params = registry.resolve_config("fallback", {"threshold": threshold})
+    return registry.create("fallback", params, Context(DATA_DIR))
+
+
+@pytest.mark.parametrize(
+    ("threshold", "message"),
+    [
+        ({"zh": 0.3, "en": 0.3}, "one for each of"),
+        ({"zh": 0.3, "zh-Hant": 0.3, "en": 0.3, "fr": 0.3}, "one for each of"),
+        ({"zh": 0.3, "zh-Hant": 1.5, "en": 0.3}, "threshold zh-Hant must be a number between 0 and 1"),
+        ({"zh": 0.3, "zh-Hant": "high", "en": 0.3}, "threshold zh-Hant must be a number"),
+        (-0.1, "threshold must be a number between 0 and 1"),
+    ],
+)
+def test_bad_fallback_threshold(threshold: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _fallback(threshold)
+
+
+@pytest.mark.parametrize(
+    ("language", "confidence", "falls_back"),
+    [
+        ("zh", 0.45, True),
+        ("zh", 0.55, False),
+        ("mixed", 0.45, True),  # mixed messages take zh's threshold
+        ("zh-Hant", 0.35, False),
+        ("en", 0.55, True),
+        ("en", 0.65, False),
+    ],
+)
+def test_fallback_threshold_per_language(language: str, confidence: float, falls_back: bool) -> None:
+    fallback = _fallback({"zh": 0.5, "zh-Hant": 0.3, "en": 0.6})
+    state = ParseState("x", TODAY, language=LanguageGuess(language, Script.HANS))
+    state.ranking = [("login_failed", confidence), ("other", 0.0)]
+    fallback.process(state)
+    assert (state.intent == FALLBACK_INTENT) is falls_back
+
+
+@pytest.mark.parametrize(
+    ("confidence", "correct", "ece"),
+    [
+        ([0.95, 0.95, 0.55, 0.55], [1, 1, 1, 0], 0.05),
+        ([0.9, 0.9], [1, 1], 0.1),
+        ([0.5, 0.5], [1, 0], 0.0),
+    ],
+)
+def test_expected_calibration_error(confidence: list[float], correct: list[int], ece: float) -> None:
+    assert expected_calibration_error(confidence, correct) == pytest.approx(ece)
+
+
+def test_reliability_diagram_is_written_beside_the_confusion_matrix(tmp_path: Path) -> None:
+    examples = [
+        Example("发票查验失败", "invoice_verification_failed"),
+        Example("明天会下雨吗", "out_of_scope"),
+    ]
+    scored = [
+        Scored(examples[i % 2], examples[0].intent, 0.3 + 0.06 * i, "zh", [], 1.0, 0.2 + 0.05 * i)
+        for i in range(10)
+    ]
+    metrics = calibration_metrics(scored)
+    assert set(metrics) == {"bins", "ece_before", "ece_after"}
+    path = reliability_path(tmp_path / "cv.png")
+    assert path == tmp_path / "cv_reliability.png"
+    plot_reliability(scored, path)
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_thresholds_are_chosen_per_language_with_mixed_as_zh() -> None:
+    oos, intent = (
+        Example("明天会下雨吗", "out_of_scope"),
+        Example("发票查验失败", "invoice_verification_failed"),
+    )
+    scored = [
+        Scored(oos, intent.intent, 0.4, "mixed", [], 1.0),  # only a threshold above 0.4 gets it right
+        Scored(intent, intent.intent, 0.9, "zh", [], 1.0),
+        Scored(intent, intent.intent, 0.3, "en", [], 1.0),  # any threshold above 0.3 gets it wrong
+        Scored(intent, intent.intent, 0.3, "zh-Hant", [], 1.0),
+    ]
+    assert choose_thresholds(scored) == {"zh": 0.405, "zh-Hant": 0.0, "en": 0.0}
