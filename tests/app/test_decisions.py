@@ -237,10 +237,6 @@ def test_slowness_and_deadlines_alone_are_not_urgent(chat: Chat, text: str) -> N
     assert chat.last["handoff"] is None or chat.last["handoff"]["severity"] != "urgent"
 
 
-@pytest.mark.xfail(
-    strict=True,  # passes when the classifier is fixed: then drop the mark
-    reason="classifier: the export how-to reads as approval_flow_issue (issue 10, NLU part)",
-)
 @pytest.mark.parametrize(
     "text", ["月底前要交报销，怎么批量导出审批通过的单子", "月底前要交報銷，怎麼批量導出審批通過的單子"]
 )
