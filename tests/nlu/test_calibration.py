@@ -170,3 +170,25 @@ def test_thresholds_are_chosen_per_language_with_mixed_as_zh() -> None:
         Scored(intent, intent.intent, 0.3, "zh-Hant", [], 1.0),
     ]
     assert choose_thresholds(scored) == {"zh": 0.405, "zh-Hant": 0.0, "en": 0.0}
+
+
+ONE_AT_A_TIME = [
+    *MESSAGES,
+    "登錄的時候提示密碼錯誤，已經試了好幾次",
+    "税局那边说这张票对不上",
+    "please help: POST /api/v1/invoices returned 500 Internal Server Error",
+    "🙂",
+    "x" * 3000,
+]
+
+
+def test_one_message_scoring_matches_the_batch_path(nlu: NLUPipeline) -> None:
+    """Serving scores one message from vocabulary lookups and coefficient rows (no sparse matrices); it
+    must give the batch path's numbers exactly, or calibration and thresholds would not carry over."""
+    classifier = nlu.classifier()
+    states = [nlu.process(text, TODAY) for text in ONE_AT_A_TIME]
+    features, estimators, _ = classifier.fitted
+    batch = features.logreg_log_proba(classifier._docs(states), estimators[0])
+    for i, state in enumerate(states):
+        one = classifier._scorer().log_proba(classifier._docs([state])[0])
+        np.testing.assert_allclose(one[0], batch[i], rtol=0, atol=1e-9)
