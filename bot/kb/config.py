@@ -31,6 +31,10 @@ class FieldWeights(_Strict):
 class AnswerConfig(_Strict):
     threshold: float = Field(0.25, ge=0, le=1)
     intent_bonus: float = Field(0.15, ge=0, le=1)
+    # A message whose own words find no confident article, but whose intent the NLU is this sure of
+    # (calibrated), is answered with that intent's article, found by the intent's name in the user's script.
+    # 1 turns it off.
+    topic_confidence: float = Field(0.7, ge=0, le=1)
 
 
 class KBConfig(_Strict):

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from bot.errors import ConfigError
 from bot.nlu.entities import EntityExtractor
+from bot.nlu.focus import request_focus
 from bot.nlu.language import detect_language
 from bot.nlu.normalize import normalize
 from bot.nlu.registry import Context
@@ -92,6 +93,7 @@ class TokenizerComponent(_ResourceFile):
     def process(self, state: ParseState) -> None:
         chinese = state.language is None or state.language.language != "en"
         state.tokens = tokenize(state.normalized_text, chinese=chinese)
+        state.focus = request_focus(state.normalized_text)
 
 
 class EntityComponent(_Stateless):

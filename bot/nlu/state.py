@@ -21,6 +21,7 @@ class ParseState:
     norm: Normalized | None = None
     language: LanguageGuess | None = None
     tokens: list[Token] = field(default_factory=list)
+    focus: int = 0  # where in the normalised text the request starts (bot/nlu/focus.py); 0: all of it
     embedding: Any = None  # the sentence vector (numpy) when the pipeline has an embedding featurizer
     ranking: list[tuple[str, float]] = field(default_factory=list)
     raw_confidence: float = 0.0  # the top intent's confidence before calibration (reliability diagrams)
@@ -41,6 +42,15 @@ class ParseState:
     @property
     def lemmas(self) -> list[str]:
         return [t.lemma for t in self.tokens]
+
+    @property
+    def request_text(self) -> str:
+        """The normalised text the intent is read from: after "不是X的问题，是" when the message opens so."""
+        return self.normalized_text[self.focus :]
+
+    @property
+    def request_lemmas(self) -> list[str]:
+        return [t.lemma for t in self.tokens if t.start >= self.focus]
 
     def to_parse(self) -> dict[str, Any]:
         """Rasa's parse shape, plus language, severity, sentiment and the ambiguity flag."""

@@ -47,9 +47,11 @@ def _chinese() -> Any:
 
 
 @functools.lru_cache(maxsize=1)
-def _lemma_table() -> dict[str, str]:
+def _lemma_table() -> Any:
+    """spaCy's lookup table; keyed by string hashes, so it is queried through its own ``get``, which
+    hashes a string key (a plain dict of it has only integer keys and matched no word)."""
     lemmatizer = _english().get_pipe("lemmatizer")
-    return dict(lemmatizer.lookups.get_table("lemma_lookup"))
+    return lemmatizer.lookups.get_table("lemma_lookup")
 
 
 def load_user_dictionary(path: Path) -> None:
@@ -67,7 +69,11 @@ def load_user_dictionary(path: Path) -> None:
 
 
 def english_lemma(word: str) -> str:
-    return _lemma_table().get(word, word)
+    """The lookup lemma of an English word inside Chinese text ("invoices" -> "invoice"), as the English
+    pipeline would give it, so mixed messages share features with English ones."""
+    table = _lemma_table()
+    lemma = table.get(word) or table.get(word.lower())
+    return str(lemma) if lemma else word
 
 
 def tokenize(text: str, chinese: bool) -> list[Token]:

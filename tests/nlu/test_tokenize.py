@@ -41,3 +41,14 @@ def test_token_offsets_point_into_the_text() -> None:
 
 def test_empty_text_has_no_tokens() -> None:
     assert tokenize("", chinese=True) == []
+
+
+def test_english_words_in_chinese_text_get_the_english_lemmas() -> None:
+    """Mixed messages share the word view with English ones: "invoices uploaded" inside Chinese text is
+    "invoice upload", as in an English message (the lookup table is keyed by hashes: a plain dict of it
+    matched no word, and every English word in a Chinese message kept its inflection)."""
+    mixed = [t.lemma for t in tokenize("我的invoices uploaded失败了，Exported files都是errors", chinese=True)]
+    english = [t.lemma for t in tokenize("invoices uploaded, exported files, errors", chinese=False)]
+    for lemma in ("invoice", "upload", "export", "file", "error"):
+        assert lemma in mixed
+        assert lemma in english
