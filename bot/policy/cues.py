@@ -32,7 +32,8 @@ _HUMAN_NEGATED = re.compile(
 _NOT_RESOLVED = re.compile(
     r"搞不定|弄不好|弄不了|搞不了|搞不好|[依仍][然旧舊]?(?:不行|不可以|没用|沒用|失[败敗]|[报報][错錯])"
     r"|[还還]是(?:不行|没用|沒用|不可以|一[样樣]|老[样樣]子|没好|沒好)|[没沒]解[决決]|不管用|不起作用|[没沒]有?用(?![户戶过過])"
-    r"|(?:仲|都)?係?唔得|唔work"
+    # Cantonese: 唔得 alone is "doesn't work" (a symptom, like 不行); 仲係唔得 / 都係唔得 is "still doesn't"
+    r"|(?:仲係?|都係|依然)唔(?:得|work)"
     r"|\bstill\s+(?:doesn'?t|does\s+not|don'?t|isn'?t|is\s+not|not|can'?t|cannot|won'?t|broken|failing|the\s+same)\b"
     r"|\b(?:didn'?t|did\s+not|doesn'?t|does\s+not)\s+(?:help|work|fix)\b|\bno\s+luck\b|\bsame\s+problem\b",
     re.IGNORECASE,

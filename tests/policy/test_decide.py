@@ -286,3 +286,19 @@ def test_every_decision_keeps_the_severity_reasons() -> None:
     decision = decide(p, ConversationView(), ANSWER)
     assert decision.reasons == ("rule:urgent", "scope:全公司", "blocked:登不上")
     assert decision.intent == "login_failed"
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("仲係唔得", True),
+        ("試過咗，都係唔得", True),
+        ("依然唔work", True),
+        ("我這邊張票上載咗好多次都唔得", False),  # 唔得 alone is the symptom ("doesn't work"), like 不行
+        ("張發票上載唔得", False),
+    ],
+)
+def test_cantonese_still_not_working_needs_still(text: str, verdict: bool) -> None:
+    from bot.policy.cues import not_resolved
+
+    assert not_resolved(text) is verdict
