@@ -29,7 +29,7 @@ Doc = tuple[str, str, Any, bool]  # word view, character view, sentence vector (
 
 
 def _word_doc(state: ParseState) -> str:
-    return " ".join(state.lemmas)
+    return " ".join(state.request_lemmas)
 
 
 def _chinese(state: ParseState) -> bool:
@@ -87,7 +87,7 @@ class TfidfIntentClassifier:
 
     @staticmethod
     def _docs(states: list[ParseState]) -> list[Doc]:
-        return [(_word_doc(s), s.normalized_text, s.embedding, _chinese(s)) for s in states]
+        return [(_word_doc(s), s.request_text, s.embedding, _chinese(s)) for s in states]
 
     def train(self, data: TrainingData, states: list[ParseState]) -> None:
         labels = [ex.intent for ex in data.examples]
