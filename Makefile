@@ -6,10 +6,10 @@ TRIAGE := $(VENV)/bin/triage
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-e5 run shell train index test lint format eval bench bench-e5 clean
+.PHONY: help install install-e5 run shell train index test lint format eval bench bench-e5 bench-rasa clean rasa test-rasa
 
 help: ## Show the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "triagebot needs Python 3.11+; run: make PYTHON=python3.11 ...")'
@@ -59,6 +59,18 @@ bench: install ## Run every benchmark; writes benchmarks/results/*.json and docs
 bench-e5: install-e5 ## The NLU benchmarks with the e5 encoder instead of USE (about 30 minutes)
 	$(PY) -m benchmarks.nlu e5
 	$(PY) -m benchmarks.report
+
+bench-rasa: install rasa ## Native vs Rasa DIET and LogisticRegression, same splits (~1 h+; ARGS="--epochs 30 ...")
+	$(PY) -m benchmarks.rasa $(ARGS)
+	$(PY) -m benchmarks.report
+
+rasa: .venv-rasa/.installed-stamp ## Build .venv-rasa: Rasa 3.6.21 on Python 3.10 for the rasa NLU backend (docs/rasa.md)
+
+.venv-rasa/.installed-stamp: rasa/constraints.txt rasa/install.sh
+	bash rasa/install.sh
+
+test-rasa: install rasa ## The Rasa integration tests: a real Rasa trained, served and parsed through (minutes)
+	TRIAGE_REQUIRE_RASA=1 $(PY) -m pytest -m rasa
 
 clean: ## Remove the venv, models and caches
 	rm -rf $(VENV) models .pytest_cache .mypy_cache .ruff_cache

@@ -810,6 +810,78 @@ def sockets_section() -> list[str]:
     return out
 
 
+RASA_SYSTEMS = {
+    "native": "triagebot (native)",
+    "rasa-logreg": "Rasa LogisticRegression",
+    "rasa-diet": "Rasa DIET",
+}
+RASA_DATASETS = {"nlu_data": "nlu_data (5-fold CV)", "smp2019": "SMP2019", "clinc150": "CLINC150"}
+
+
+def _rasa_score(dataset: str, entry: dict[str, Any]) -> str:
+    if dataset == "clinc150":
+        return f"{_pct(entry['in_scope_accuracy'])} in-scope / {_pct(entry['oos_recall'])} OOS recall"
+    return f"{_pct(entry['accuracy'])} accuracy"
+
+
+def rasa_section() -> list[str]:
+    """Native vs Rasa DIET vs Rasa LogisticRegression, same splits, one run (benchmarks/rasa.py)."""
+    result = _load("rasa_compare")
+    if not result:
+        return []
+    env = result.get("environment_mib", {})
+    epochs = sorted(
+        {e["epochs"] for d in result["results"].values() for s, e in d.items() if s == "rasa-diet"}
+    )
+    runs = result.get("runs") or [{"command": result.get("command", "?"), "load_average": "?"}]
+    commands = "; ".join(  # the reasons given with --why are listed under "Not run"
+        f"`{run['command'].split(' --why ')[0]}` (load average {run['load_average']})" for run in runs
+    )
+    out = [
+        "## Rasa side by side",
+        "",
+        f"`make bench-rasa` (`benchmarks/rasa.py`), run as {commands}. Measured on: {_machine(result)} "
+        f"(a shared machine: the load averages above are at each run's start). Rasa {result['rasa_version']}; "
+        "DIET epochs: "
+        f"{', '.join(map(str, epochs)) or 'DIET not run'}. Every system is trained on the same training set "
+        "and scored by the same code (`bot.nlu.evaluation.metrics`); Rasa is trained with `rasa train nlu` "
+        "and parsed through a real `rasa run` (docs/rasa.md). Plot: `benchmarks/results/rasa_compare.png`.",
+        "",
+        "| dataset | system | score | training per model | bot's NLU call p50 / p99 | "
+        "`/model/parse` over HTTP p50 / p99 | server peak RSS | model on disk |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, title in RASA_DATASETS.items():
+        for system, label in RASA_SYSTEMS.items():
+            entry = result["results"].get(dataset, {}).get(system)
+            if entry is None:
+                continue
+            call, http = entry["parse_ms_scoring"], entry["parse_ms_http"]
+            out.append(
+                f"| {title} | {label} | {_rasa_score(dataset, entry)} | {entry['train_seconds']:.1f} s | "
+                f"{call['p50']:.1f} / {call['p99']:.1f} ms | {http['p50']:.1f} / {http['p99']:.1f} ms | "
+                f"{entry['server_peak_rss_mib']:.0f} MiB | {entry['model_size_mib']:.1f} MiB |"
+            )
+    out += [
+        "",
+        "*Bot's NLU call*: what the bot waits for per message — the native pipeline in process, or the `rasa` "
+        "backend (HTTP to `rasa run` plus our language, entities, severity and sentiment). *Over HTTP*: "
+        "`POST /model/parse` one message at a time from a client — our whole app on uvicorn, or `rasa run`. "
+        "*Server peak RSS*: the serving process (our app with Redis connections and the desk; `rasa run` with "
+        "its model), sampled every 0.2 s. Rasa's training time includes starting `rasa train` (TensorFlow's "
+        "import); the native time includes encoding texts missing from the embedding cache. With CV, training "
+        "time is the mean per fold and the served model is fold 5's. Environments on disk: "
+        + ", ".join(f"{name} {mib:,.0f} MiB" for name, mib in env.items() if mib is not None)
+        + ".",
+        "",
+    ]
+    skipped = [f"{name}: {d['skipped']}" for name, d in result.get("datasets", {}).items() if "skipped" in d]
+    not_run = [f"{e['system']} on {e['dataset']}: {e['reason']}" for e in result.get("not_run", [])]
+    if skipped or not_run:
+        out += ["Not run:", "", *[f"- {line}" for line in skipped + not_run], ""]
+    return out
+
+
 def main() -> None:
     lines = [
         "# Benchmarks",
@@ -821,6 +893,7 @@ def main() -> None:
     lines += (
         targets_section()
         + nlu_section()
+        + rasa_section()
         + dialogue_section()
         + kb_section()
         + chat_section()

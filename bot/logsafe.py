@@ -12,7 +12,7 @@ import logging
 import re
 
 _SECRET_PARAMS = re.compile(
-    r"(?i)\b(key|access_token|corpsecret|secret|timestamp|sign|ticket|session)=[^&\s\"'<>]+"
+    r"(?i)\b(key|access_token|token|corpsecret|secret|timestamp|sign|ticket|session)=[^&\s\"'<>]+"
 )
 
 

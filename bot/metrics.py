@@ -21,6 +21,12 @@ class Metrics:
         self.answers = Counter(
             "triage_kb_answers", "Knowledge-base answers given or declined", ["result"], registry=r
         )
+        self.nlu_degraded = Counter(
+            "triage_nlu_degraded",
+            "Parses the native pipeline answered because the NLU backend (Rasa) could not",
+            ["backend", "reason"],
+            registry=r,
+        )
         self.parse_latency = Histogram(
             "triage_parse_seconds", "NLU parse time", buckets=_LATENCY_BUCKETS, registry=r
         )

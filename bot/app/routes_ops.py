@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,6 +12,7 @@ from bot.app.deps import services
 from bot.app.errors import REDIS_DOWN
 from bot.engine import Services
 from bot.errors import NotFound
+from bot.kb import page as kb_page_view
 
 router = APIRouter()
 
@@ -33,8 +33,11 @@ async def readyz(request: Request) -> JSONResponse:
     except REDIS_DOWN:
         checks["redis"] = False
     ready = all(checks.values())
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+    if svc and (degraded := getattr(svc.nlu, "degraded", None)):  # Rasa down: native answers, still ready
+        body["degraded"] = {"nlu": degraded}
     return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks},
+        body,
         status_code=200 if ready else 503,
         headers=None if ready else {"Retry-After": "2"},
     )
@@ -56,16 +59,17 @@ async def kb_article(article_id: str, svc: Annotated[Services, Depends(services)
 
 
 @router.get("/kb/{article_id}", response_class=HTMLResponse, include_in_schema=False)
-async def kb_page(article_id: str, svc: Annotated[Services, Depends(services)]) -> HTMLResponse:
+async def kb_page(
+    article_id: str, request: Request, svc: Annotated[Services, Depends(services)], script: str | None = None
+) -> HTMLResponse:
+    """The article as a page in the reader's script (``?script=Hant-HK``, else Accept-Language)."""
     article = svc.kb.article(article_id)
+    headers = {"Content-Security-Policy": kb_page_view.CSP, "X-Content-Type-Options": "nosniff"}
     if article is None:
-        return HTMLResponse("<h1>404</h1>", status_code=404)
-    body = html.escape(article.body).replace("\n", "<br>")
-    return HTMLResponse(
-        f"<!doctype html><meta charset=utf-8><title>{html.escape(article.title)}</title>"
-        f"<body style='font-family:sans-serif;max-width:720px;margin:2em auto'>"
-        f"<h1>{html.escape(article.title)}</h1><p>{body}</p></body>"
-    )
+        return HTMLResponse("<!doctype html><h1>404</h1>", status_code=404, headers=headers)
+    shown = kb_page_view.reader_script(script, request.headers.get("accept-language", ""))
+    back = kb_page_view.back_link(request.headers.get("referer"))
+    return HTMLResponse(kb_page_view.render(article, shown, back), headers=headers)
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -104,6 +104,11 @@ def eval_command(
     sets: Annotated[
         list[Path] | None, typer.Option("--set", help="With --dialogue: these labelled sets instead.")
     ] = None,
+    backend: Annotated[
+        str, typer.Option(help="native, or rasa: train and parse through a real Rasa (docs/rasa.md).")
+    ] = "native",
+    rasa_classifier: Annotated[str, typer.Option(help="With --backend rasa: diet or logreg.")] = "diet",
+    rasa_epochs: Annotated[int, typer.Option(help="With --backend rasa: DIET's epochs.")] = 100,
 ) -> None:
     """Evaluate the NLU on a test set (optionally choosing the threshold on --val) or by --cv folds;
     with --dialogue, the bot's decisions on labelled conversations."""
@@ -126,6 +131,19 @@ def eval_command(
         pipeline_config = PipelineConfig.from_file(config_path)
         context = Context(config_path.parent, cache_dir=cache_dir_for(s.nlu_model_path))
         train_data = load_training_data(train_path or s.data_dir)
+        if backend not in ("native", "rasa"):
+            raise ConfigError(f"--backend must be native or rasa, got {backend!r}")
+        if backend == "rasa":
+            from functools import partial
+
+            from bot.nlu.rasa_eval import RasaOptions, cross_validate_rasa, evaluate_rasa
+            from bot.nlu.rasa_project import Classifier
+
+            if rasa_classifier not in set(Classifier):
+                raise ConfigError(f"--rasa-classifier must be diet or logreg, got {rasa_classifier!r}")
+            options = RasaOptions(Classifier(rasa_classifier), rasa_epochs)
+            cross_validate = partial(cross_validate_rasa, options=options)
+            evaluate = partial(evaluate_rasa, options=options)
         with progress_status("evaluating") as progress:
             if cv:
                 if cv < 2:

@@ -14,7 +14,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from bot.contracts.parse import Parse
 from bot.cpu import CpuPool, run_cpu
+from bot.metrics import Metrics
 from bot.nlu.pipeline import NLUPipeline
+from bot.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -62,3 +64,14 @@ class NativeBackend:
 
     def parse_now(self, text: str, context: ParseContext | None = None) -> Parse:
         return self.pipeline.parse_typed(text, context.today if context else None)
+
+
+def build_backend(
+    settings: Settings, pipeline: NLUPipeline, cpu: CpuPool | None, metrics: Metrics
+) -> NLUBackend:
+    """The backend ``TRIAGE_NLU_BACKEND`` names; ``pipeline`` is the native one (Rasa's fallback)."""
+    if settings.nlu_backend == "rasa":
+        from bot.nlu.rasa_backend import RasaBackend  # httpx client state only when it is used
+
+        return RasaBackend.from_settings(settings, pipeline, metrics, cpu)
+    return NativeBackend(pipeline, cpu)
