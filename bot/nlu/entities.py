@@ -77,7 +77,13 @@ def _upper(text: str, m: re.Match[str], today: dt.date) -> str:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("email", re.compile(r"[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}"), priority=90),
+    # A match starts only where a run of address characters starts (the lookbehind), and parts are bounded as
+    # RFC 5321 bounds them: without both, 32,000 digits cost 4 s of backtracking, each start scanning the run.
+    Rule(
+        "email",
+        re.compile(r"(?<![a-z0-9._%+\-])[a-z0-9._%+\-]{1,64}@[a-z0-9.\-]{1,253}\.[a-z]{2,24}"),
+        priority=90,
+    ),
     Rule("ticket_id", re.compile(rf"{_D}t-\d{{8}}-\d{{4}}{_E}"), value=_upper, priority=90),
     Rule(
         "tax_id",
@@ -218,9 +224,20 @@ class EntityExtractor:
 def _resolve_overlaps(
     candidates: Iterable[tuple[int, int, int, str, Any]],
 ) -> list[tuple[int, int, int, str, Any]]:
-    """Keep the highest-priority, then longest, candidate of each overlapping group; sorted by position."""
-    chosen: list[tuple[int, int, int, str, Any]] = []
+    """Keep the highest-priority, then longest, candidate of each overlapping group; sorted by position.
+
+    The chosen spans never overlap, so they are kept ordered by start and a candidate is checked against its
+    one neighbour on the left (bisect): n log n, where comparing with every chosen span was quadratic (14,000
+    amounts in a pasted spreadsheet took 22 s)."""
+    import bisect
+
+    starts: list[int] = []
+    chosen: list[tuple[int, int, int, str, Any]] = []  # ordered by start, like ``starts``
     for cand in sorted(candidates, key=lambda c: (-c[0], -(c[2] - c[1]), c[1])):
-        if all(cand[2] <= c[1] or cand[1] >= c[2] for c in chosen):
-            chosen.append(cand)
-    return sorted(chosen, key=lambda c: c[1])
+        _, start, end = cand[:3]
+        i = bisect.bisect_left(starts, end)  # chosen[:i] start before this candidate ends
+        if i and chosen[i - 1][2] > start:
+            continue  # the nearest span starting before our end reaches into us
+        starts.insert(i, start)
+        chosen.insert(i, cand)
+    return chosen

@@ -160,6 +160,10 @@ def _load_file(path: Path) -> TrainingData:
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise DataError(path, line, f"invalid YAML: {exc.problem}") from exc
+    except yaml.reader.ReaderError as exc:  # a control character YAML does not allow, e.g. \x1f
+        raise DataError(path, None, f"invalid YAML: {exc}") from exc
+    except RecursionError as exc:  # thousands of nested [[[...
+        raise DataError(path, None, "invalid YAML: nested too deeply") from exc
     data = TrainingData()
     if root is None:
         return data
