@@ -34,7 +34,7 @@ from bot.policy.decide import (
     decide,
     payload_intent,
 )
-from bot.privacy import mask_sensitive
+from bot.privacy import mask_entity, mask_sensitive, redact
 from bot.services import DeskHooks, Services, no_desk
 from bot.sla import format_due
 from bot.store.handoffs import Move
@@ -64,7 +64,7 @@ class Engine:
         except BaseException:
             await store.release(message.conversation_id, message.message_id)
             raise
-        await store.complete(message.conversation_id, message.message_id, response)
+        await store.complete(message.conversation_id, message.message_id, _at_rest(response))
         self.s.metrics.reply_latency.observe(time.perf_counter() - started)
         return response
 
@@ -93,7 +93,7 @@ class Engine:
         user_event = {
             "type": "message",
             "role": "user",
-            "text": mask_sensitive(message.text),
+            "text": redact(message.text, parse.entities),
             "channel": message.channel,
             "client_msg_id": message.message_id,
             "intent": parse.intent.name,
@@ -104,14 +104,7 @@ class Engine:
             "language": parse.language,
             "script": script,
             "entities": json.dumps(
-                [
-                    {
-                        "entity": e.entity,
-                        "value": mask_sensitive(e.value) if isinstance(e.value, str) else e.value,
-                        "text": mask_sensitive(e.text),
-                    }
-                    for e in parse.entities
-                ],
+                [mask_entity({"entity": e.entity, "value": e.value, "text": e.text}) for e in parse.entities],
                 ensure_ascii=False,
             ),
             "last_intents": json.dumps([parse.intent.name, *conv.last_intents][:5]),
@@ -133,7 +126,7 @@ class Engine:
             if state is Owner.QUEUED:
                 decision = decide(parse, ConversationView(), None)
                 if decision.action == "ticket_status":
-                    turn.say(await self._ticket_status_reply(decision.ticket_id or "", script))
+                    turn.say(await self._ticket_status_reply(decision.ticket_id or "", script, turn.conv))
                 else:
                     turn.say(await self._queue_status_reply(conv, script), role="system")
         else:
@@ -149,7 +142,9 @@ class Engine:
         turn.events[0].update(decision=decision.action, reasons=list(decision.reasons))
         turn.memory.update(
             fallback_count=str(decision.fallback_count),
-            pending=json.dumps(decision.pending, ensure_ascii=False) if decision.pending else "",
+            pending=json.dumps(_pending_at_rest(decision.pending, parse), ensure_ascii=False)
+            if decision.pending
+            else "",
             # Remembered to spot "the same problem again"; "helpful" or any other turn clears it.
             last_answer_intent=decision.answered_intent or "",
             severity=severity.value,
@@ -158,7 +153,7 @@ class Engine:
             turn.say(reply)
         metrics = self.s.metrics
         if decision.action == "ticket_status":
-            turn.say(await self._ticket_status_reply(decision.ticket_id or "", script))
+            turn.say(await self._ticket_status_reply(decision.ticket_id or "", script, turn.conv))
         elif decision.action == "answer":
             metrics.answers.labels("answered").inc()
         elif decision.reason == "no_kb_answer":
@@ -259,9 +254,16 @@ class Engine:
         )
         return Reply("\n".join(lines), buttons, answer.link, answer.article_id)
 
-    async def _ticket_status_reply(self, ticket_id: str, script: str) -> Reply:
+    async def _ticket_status_reply(self, ticket_id: str, script: str, conv: Conversation) -> Reply:
+        """A ticket's status, told only in the conversation that opened it or to the verified customer it
+        belongs to. Anyone else hears what an unknown number gets: ticket ids are sequential per day, so a
+        guessed one must not reveal another user's ticket (nor that it exists)."""
         ticket = await self.s.handoffs.ticket(ticket_id)
-        if ticket is None:
+        customer = conv.customer.customer_key
+        if ticket is None or not (
+            ticket.get("conversation_id") == conv.conversation_id
+            or (customer is not None and ticket.get("customer_key") == customer)
+        ):
             return Reply(replies.say("ticket_unknown", script, ticket=ticket_id))
         text = replies.say(
             "ticket_status",
@@ -282,6 +284,25 @@ class Engine:
         )
 
 
+def _pending_at_rest(pending: dict[str, Any], parse: Parse) -> dict[str, Any]:
+    """The pending question as the conversation record keeps it: what the user wrote (a clarification's
+    search words) masked — the KB search does not need the digits of a phone number."""
+    if isinstance(pending.get("text"), str):
+        return {**pending, "text": redact(pending["text"], parse.entities)}
+    return pending
+
+
+def _at_rest(response: dict[str, Any]) -> dict[str, Any]:
+    """A message's response as kept for retries (a day): the parse's entities and the replies masked. A
+    retry gets this copy; the first delivery got the unmasked one."""
+    parse = response.get("parse") or {}
+    return {
+        **response,
+        "replies": [{**r, "text": mask_sensitive(r["text"])} for r in response.get("replies") or ()],
+        "parse": {**parse, "entities": [mask_entity(e) for e in parse.get("entities") or ()]},
+    }
+
+
 def _plain(markdown: str) -> str:
     return re.sub(r"\*\*|__|`", "", markdown)
 
@@ -289,13 +310,14 @@ def _plain(markdown: str) -> str:
 def _reply_script(text: str, detected: str, previous: str) -> str:
     """The script to answer in: a button payload, or a message too short to tell (a few Latin letters,
     digits, emoji), keeps the conversation's language; so does Chinese written the same in both scripts
-    ("依然不行") in a Traditional conversation."""
+    ("依然不行") in a Traditional conversation. Traditional Chinese carries its region (``Hant-HK``/``Hant-TW``,
+    see :func:`bot.replies.regional`), kept in the conversation with the script."""
     if previous and (
         payload_intent(text) or (detected == Script.LATN and len(re.findall(r"[A-Za-z]+", text)) <= 2)
     ):
         return previous
-    if previous == Script.HANT and detected == Script.HANS:
+    if replies.is_traditional(previous) and detected == Script.HANS:
         han = "".join(re.findall(r"[\u4e00-\u9fff]", text))
         if replies.localize(han, Script.HANT) == han:
             return previous
-    return detected
+    return replies.regional(detected, text, previous)

@@ -64,6 +64,10 @@ class PayloadTooLarge(MessageTooLarge):
         self.size, self.limit = size, limit
 
 
+class UnsupportedMediaType(InputError):
+    """An upload whose content is none of the accepted kinds (sniffed, not taken from its name): 415."""
+
+
 class EmptyMessage(InputError):
     """A message with nothing but whitespace in it."""
 

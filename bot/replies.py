@@ -1,9 +1,16 @@
-"""What the bot says, in Simplified Chinese and English; Traditional Chinese is converted from Simplified
-(OpenCC s2t), so every text exists once per language and 繁體 users still read 繁體."""
+"""What the bot says, in Simplified Chinese and English; Traditional Chinese is converted from Simplified,
+so every text exists once per language and 繁體 users still read 繁體.
+
+The conversion follows the region the user writes like: OpenCC's generic ``s2t`` gives forms nobody writes
+(爲, 覈, 裏), so Traditional readers get the Hong Kong phrasing (``s2hk``) where they write Cantonese
+(唔, 冇, 咗, 嘅, 係 …) and the Taiwan phrasing (``s2twp``: 資訊, 軟體) otherwise. The region travels inside
+the conversation's script as ``Hant-HK`` / ``Hant-TW`` (BCP 47 order); a bare ``Hant`` reads as Taiwan.
+"""
 
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 from bot.vocabulary import Script, group_for
@@ -147,11 +154,31 @@ FALLBACK_EXAMPLES = {
 }
 
 
-@functools.lru_cache(maxsize=1)
-def _s2t() -> Any:
+HANT_HK, HANT_TW = f"{Script.HANT}-HK", f"{Script.HANT}-TW"
+OPENCC_CONFIG = {HANT_HK: "s2hk", HANT_TW: "s2twp"}
+# Written Cantonese: characters standard written Chinese does not use (係 only outside 關係/聯係).
+CANTONESE = re.compile(r"[唔冇咗嘅喺啲嘢睇佢哋嚟咩噉㗎嘞啱揾搵]|(?<![關关聯联])係")
+
+
+def is_traditional(script: str) -> bool:
+    return str(script).startswith(Script.HANT)
+
+
+def regional(script: str, text: str, previous: str = "") -> str:
+    """The script to reply in with its region: for Traditional Chinese, ``Hant-HK`` where ``text`` is
+    written Cantonese, else the conversation's ``previous`` region, else ``Hant-TW``; others unchanged."""
+    if not is_traditional(script):
+        return script
+    if CANTONESE.search(text):
+        return HANT_HK
+    return previous if previous in OPENCC_CONFIG else HANT_TW
+
+
+@functools.lru_cache(maxsize=4)
+def _converter(config: str) -> Any:
     import opencc
 
-    return opencc.OpenCC("s2t")
+    return opencc.OpenCC(config)
 
 
 def base_language(script: str) -> str:
@@ -159,8 +186,11 @@ def base_language(script: str) -> str:
 
 
 def localize(text: str, script: str) -> str:
-    """Convert Simplified Chinese to Traditional for Hant readers; anything else as is."""
-    return _s2t().convert(text) if script == Script.HANT else text
+    """Convert Simplified Chinese to Traditional (in the script's regional phrasing) for Hant readers;
+    anything else as is."""
+    if not is_traditional(script):
+        return text
+    return _converter(OPENCC_CONFIG.get(script, "s2twp")).convert(text)
 
 
 def say(key: str, script: str, **params: Any) -> str:

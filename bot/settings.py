@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +72,24 @@ class Settings(BaseSettings):
         "short commands (websockets hold none).",
     )
     max_message_chars: int = Field(4000, ge=1, description="Longer messages are refused with 413.")
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Request bodies over this are refused with 413 (a declared Content-Length before reading).",
+    )
+    conversations_per_minute: int = Field(
+        120,
+        ge=0,
+        description="New conversations per client address per minute (a burst of as many); more get 429. "
+        "A client company's staff often share one egress address, so this is per office, not per person. "
+        "0: no limit.",
+    )
+    messages_per_minute: int = Field(
+        60,
+        ge=0,
+        description="Messages per conversation per minute, REST, websocket and Rasa together (a burst of as "
+        "many); more get 429 or an error frame. 0: no limit.",
+    )
     transcript_retention_days: int = Field(
         90, ge=1, description="Transcripts and idempotency records expire."
     )
@@ -102,6 +121,14 @@ class Settings(BaseSettings):
         30.0, gt=0, description="A console silent this long marks its agent away."
     )
     agent_session_hours: float = Field(12.0, gt=0, description="Agent sign-in sessions expire after this.")
+    agent_token_days: int = Field(
+        90, ge=1, description="Agents' API tokens (agt_…) expire this many days after they are issued."
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses (or *) of reverse proxies whose X-Forwarded-For/-Proto "
+        "`triage serve` believes; empty: none, the client address is the connecting peer's.",
+    )
     average_handle_seconds: int = Field(
         300, ge=1, description="Expected handling time per queued conversation."
     )
@@ -109,6 +136,11 @@ class Settings(BaseSettings):
         2, ge=1, description="nlu_fallback replies in a row before a handoff."
     )
     heartbeat_seconds: float = Field(15.0, gt=0, description="Websocket heartbeat interval.")
+    rasa_webhook_token: SecretStr | None = Field(
+        None,
+        description="Shared secret of the Rasa endpoints (/webhooks/rest, /webhooks/callback, /model/parse), "
+        "sent as ?token= or Authorization: Bearer; unset = those endpoints are off (404).",
+    )
     rasa_callback_url: str | None = Field(
         None,
         description="Rasa callback URL: agent and later bot messages are POSTed to it (docs/channels.md).",
@@ -126,6 +158,16 @@ class Settings(BaseSettings):
     )
     identity_leeway_seconds: float = Field(
         10.0, ge=0, le=300, description="Clock skew allowed when checking an identity token's exp."
+    )
+    nlu_backend: Literal["native", "rasa"] = Field(
+        "native", description="Who classifies intents: our pipeline, or a Rasa server (docs/rasa.md)."
+    )
+    rasa_url: str = Field("http://127.0.0.1:5005", description="The Rasa server of the rasa NLU backend.")
+    rasa_token: SecretStr | None = Field(
+        None, description="The Rasa server's --auth-token (sent as ?token=); unset = no token."
+    )
+    rasa_timeout_seconds: float = Field(
+        2.0, gt=0, description="A Rasa parse slower than this is answered by the native pipeline."
     )
     cpu_workers: int = Field(
         4,
@@ -162,7 +204,9 @@ class Settings(BaseSettings):
         65536, ge=1024, description="Platform callbacks with a larger body are refused with 413."
     )
     max_attachment_bytes: int = Field(
-        10 * 1024 * 1024, ge=1, description="Files users send from WeCom larger than this are not kept."
+        10 * 1024 * 1024,
+        ge=1,
+        description="Files users attach in the widget (larger: 413) or send from WeCom/DingTalk (larger: not kept).",
     )
 
     @property

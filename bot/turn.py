@@ -12,7 +12,7 @@ from bot.contracts.handoff import Handoff
 from bot.contracts.parse import Parse
 from bot.message import Message, Reply
 from bot.ownership import Owner
-from bot.privacy import mask_sensitive
+from bot.privacy import redact
 from bot.services import Services
 from bot.sla import format_due, sla_clock
 from bot.store.conversations import now_ms
@@ -55,6 +55,7 @@ class Turn:
                 "buttons": [b.to_dict() for b in reply.buttons],
                 "link": reply.link,
                 "article_id": reply.article_id,
+                "script": self.script,  # the widget's labels and article links follow it
             }
         )
 
@@ -108,7 +109,7 @@ class Turn:
             sla=sla,
             group=group,
             intent=intent or self.parse.intent.name,
-            trigger=mask_sensitive(self.message.text)[:200],
+            trigger=redact(self.message.text, self.parse.entities)[:200],
             reasons=reasons,
         )
         score = queue_score(severity, started, conv.customer.vip_tier)

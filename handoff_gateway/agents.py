@@ -1,8 +1,16 @@
 """Agents and supervisors: accounts (scrypt-hashed passwords, API tokens), sessions with expiry, presence.
 
 Keys (after the deployment prefix): ``agent:{id}`` hash, ``agents`` set, ``agents:by_name`` hash,
-``session:{sha256(token)}`` → agent id (expires); the set of conversations an agent owns is the desk's
-(bot/store/keys.py ``agent_open``), changed only by the state machine.
+``session:{sha256(token)}`` → agent id (expires); API tokens are handoff_gateway/tokens.py's. The set of
+conversations an agent owns is the desk's (bot/store/keys.py ``agent_open``), changed only by the state machine.
+
+Signing out (or revoking a token) deletes it and publishes ``signed_out`` with its digest on the agent's
+channel: every process's consoles opened with it close with 4401. Consoles also re-check their credential
+on every frame and heartbeat, so one that expired closes too.
+
+Failed sign-ins are counted per name and per client address (the address uvicorn reports: proxy headers are
+trusted only from ``TRIAGE_TRUSTED_PROXIES``). A locked name or address is refused with 429 whatever the
+password — the right one too — until the window has passed.
 
 Sign-in cost: one scrypt computation (~50 ms of CPU) per attempt, whether or not the name exists, run in the
 CPU pool so other connections keep being served meanwhile. See docs/gateway.md, "Sign-in cost and timing".
@@ -13,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -23,6 +32,10 @@ import redis.asyncio as aredis
 from bot.cpu import CpuPool, run_cpu
 from bot.errors import AlreadyExists, AuthError, RateLimited, TriageError
 from bot.store.keys import Keys
+from handoff_gateway.tokens import ApiTokens, TokenInfo
+from handoff_gateway.tokens import token_hash as token_hash  # sessions are hashed alike
+
+logger = logging.getLogger(__name__)
 
 Role = Literal["agent", "supervisor"]
 Presence = Literal["online", "away", "offline"]
@@ -57,8 +70,7 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(digest.hex(), expected)
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+ADDRESS_FAILURES_FACTOR = 4  # an address may be shared (an office): it gets this many names' worth
 
 
 class AgentExists(AlreadyExists):
@@ -105,12 +117,14 @@ class AgentStore:
         lockout_seconds: int = 300,
         *,
         cpu: CpuPool | None = None,
+        token_days: int = 90,
     ) -> None:
         self.redis: Any = redis  # decode_responses=True: replies are str
         self.cpu = cpu  # scrypt runs here (asyncio.to_thread without one), never on the event loop
         self.prefix = prefix
         self.keys = Keys(prefix)
         self.session_seconds = int(session_hours * 3600)
+        self.tokens = ApiTokens(self.redis, self.keys, token_days)
         self.max_failures, self.lockout_seconds = max_failures, lockout_seconds
 
     # ------------------------------------------------------------- accounts
@@ -134,7 +148,6 @@ class AgentStore:
         agent_id = "a-" + secrets.token_hex(6)
         if not await self.redis.hsetnx(self.keys.agents_by_name, name, agent_id):
             raise AgentExists(f"an agent named {name!r} already exists")
-        api_token = "agt_" + secrets.token_urlsafe(24)
         agent = Agent(agent_id, name, role, tuple(skills), capacity, display_name or name)
         await self.redis.hset(
             self.keys.agent(agent_id),
@@ -146,12 +159,11 @@ class AgentStore:
                 "capacity": capacity,
                 "display_name": agent.display_name,
                 "password": password_hash,
-                "api_token": token_hash(api_token),
                 "created_at": int(time.time()),
             },
         )
         await self.redis.sadd(self.keys.agents, agent_id)
-        await self.redis.set(self.keys.api_token(token_hash(api_token)), agent_id)
+        _, api_token = await self.tokens.issue(agent_id)
         return agent, api_token
 
     async def get(self, agent_id: str) -> Agent | None:
@@ -178,15 +190,24 @@ class AgentStore:
 
     # ------------------------------------------------------------- sessions
     async def login(self, name: str, password: str, client: str = "") -> tuple[Agent, str, int]:
-        """A session token for a correct password; failures are counted per name and client address.
+        """A session token for a correct password; failures are counted per name and per client address.
 
         A known and an unknown name cost the same: two Redis reads and one scrypt verification (against
         ``_DUMMY_HASH`` for an unknown name), so neither the time taken nor the answer tells which names exist.
         """
-        failures_key = self.keys.login_failures(f"{name}:{client}")
-        failures = int(await self.redis.get(failures_key) or 0)
-        if failures >= self.max_failures:
-            raise TooManyAttempts(max(1, int(await self.redis.ttl(failures_key))))
+        by_name = self.keys.login_failures(
+            "name:" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+        )
+        by_address = self.keys.login_failures("addr:" + client)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in (by_name, by_address):
+                pipe.get(key)
+                pipe.ttl(key)
+            name_failures, name_ttl, address_failures, address_ttl = await pipe.execute()
+        if int(name_failures or 0) >= self.max_failures:
+            raise TooManyAttempts(max(1, int(name_ttl)))
+        if int(address_failures or 0) >= self.max_failures * ADDRESS_FAILURES_FACTOR:
+            raise TooManyAttempts(max(1, int(address_ttl)))
         agent_id = await self.redis.hget(self.keys.agents_by_name, name)
         # The same second read for an unknown name (of a key that never exists), to keep the timing alike.
         stored = await self.redis.hget(self.keys.agent(agent_id or "-"), "password")
@@ -194,30 +215,57 @@ class AgentStore:
         ok = matched and stored is not None
         if not ok:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(failures_key)
-                pipe.expire(failures_key, self.lockout_seconds)
+                for key in (by_name, by_address):
+                    pipe.incr(key)
+                    pipe.expire(key, self.lockout_seconds)
                 await pipe.execute()
             raise AuthError("wrong name or password")
-        await self.redis.delete(failures_key)
+        await self.redis.delete(by_name)
         token = "ses_" + secrets.token_urlsafe(24)
         await self.redis.set(self.keys.session(token_hash(token)), agent_id, ex=self.session_seconds)
         agent = await self.get(agent_id)
         assert agent is not None
         return agent, token, self.session_seconds
 
+    async def agent_id_for(self, digest: str) -> str | None:
+        """Whose live session or API token has this digest; None when it expired, was revoked or never was."""
+        session: str | None = await self.redis.get(self.keys.session(digest))
+        return session or await self.tokens.agent_of(digest)
+
     async def authenticate(self, token: str) -> Agent:
         """The agent a session or API token belongs to; raises AuthError for a wrong or expired one."""
-        digest = token_hash(token)
-        agent_id = await self.redis.get(self.keys.session(digest)) or await self.redis.get(
-            self.keys.api_token(digest)
-        )
+        agent_id = await self.agent_id_for(token_hash(token))
         agent = await self.get(agent_id) if agent_id else None
         if agent is None:
             raise AuthError("unknown or expired agent token; sign in again")
         return agent
 
     async def logout(self, token: str) -> None:
-        await self.redis.delete(self.keys.session(token_hash(token)))
+        """End the session ``token`` is (an API token: revoke it) and close the consoles it opened."""
+        digest = token_hash(token)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(self.keys.session(digest))
+            pipe.delete(self.keys.session(digest))
+            agent_id, _ = await pipe.execute()
+        if agent_id:
+            await self.signed_out(agent_id, digest, "signed out")
+            return
+        agent_id = await self.tokens.agent_of(digest)
+        if agent_id is None:
+            raise AuthError("unknown or expired agent token; sign in again")
+        info = next((t for t in await self.tokens.list(agent_id) if t.digest == digest), None)
+        if info is not None:
+            await self.revoke_token(info)
+
+    async def revoke_token(self, info: TokenInfo) -> None:
+        await self.tokens.revoke(info)
+        await self.signed_out(info.agent_id, info.digest, "API token revoked")
+
+    async def signed_out(self, agent_id: str, digest: str, reason: str) -> None:
+        """Tell every process: the consoles opened with this credential close (``ws_agent``)."""
+        event = {"type": "signed_out", "session": digest, "reason": reason}
+        await self.redis.publish(self.keys.agent_channel(agent_id), json.dumps(event))
+        logger.info("agent %s: %s", agent_id, reason)
 
     # ------------------------------------------------------------- presence
     async def set_presence(self, agent_id: str, status: str) -> None:

@@ -82,6 +82,34 @@ async def login(body: LoginIn, request: Request, gw: GatewayDep) -> dict[str, An
     return {"token": token, "expires_in": expires, "agent": agent.public()}
 
 
+@router.post("/agents/logout", status_code=204, response_class=Response, responses={401: {"model": ErrorOut}})
+async def logout(token: Annotated[str, Depends(bearer)], gw: GatewayDep) -> Response:
+    """End the session the bearer token is (an API token: revoke it). Consoles opened with it close with
+    4401 in every process."""
+    await gw.agents.logout(token)
+    return Response(status_code=204)
+
+
+@router.get("/agents/{agent_id}/tokens", responses=ERRORS)
+async def list_tokens(agent_id: str, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
+    """An agent's live API tokens (ids and expiry, never the tokens): to supervisors, and to the agent."""
+    if not agent.supervisor and agent.id != agent_id:
+        raise Forbidden("agents see only their own tokens")
+    if await gw.agents.get(agent_id) is None:
+        raise NotFound(f"no agent {agent_id!r}")
+    return {"items": [t.public() for t in await gw.agents.tokens.list(agent_id)]}
+
+
+@router.delete("/agents/tokens/{token_id}", status_code=204, response_class=Response, responses=ERRORS)
+async def revoke_token(token_id: str, agent: AgentDep, gw: GatewayDep) -> Response:
+    """Revoke an API token (supervisors: anyone's; agents: their own); consoles it opened close with 4401."""
+    info = await gw.agents.tokens.find(token_id[:64])
+    if info is None or (not agent.supervisor and info.agent_id != agent.id):
+        raise NotFound(f"no token {token_id[:64]!r}")
+    await gw.agents.revoke_token(info)
+    return Response(status_code=204)
+
+
 @router.put("/agents/me/presence", responses=ERRORS)
 async def set_presence(body: PresenceIn, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
     await gw.set_presence(agent, body.status)
@@ -133,11 +161,10 @@ def _ticket_out(ticket: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/conversations/{conversation_id}/context", responses=ERRORS)
 async def context(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
-    """The context card; agents see queued conversations and their own, supervisors all."""
-    card = await context_card(gw.desk.store, conversation_id)
-    if not agent.supervisor and card["state"] == "assigned" and card["owner"] != agent.id:
-        raise Forbidden(f"conversation {conversation_id} is assigned to another agent")
-    return card
+    """The context card: to supervisors any; to agents their own conversations, and waiting ones that are
+    offered to them or sit in one of their skill groups' queues (403 otherwise)."""
+    await gw.desk.viewable(agent, conversation_id)
+    return await context_card(gw.desk.store, conversation_id)
 
 
 @router.get(
@@ -146,13 +173,9 @@ async def context(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dict
     responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
 )
 async def attachment(conversation_id: str, attachment_id: str, agent: AgentDep, gw: GatewayDep) -> Response:
-    """A file, image or voice message the user sent from WeCom, as it was sent: to supervisors, and to
-    agents for queued conversations and their own."""
-    conv = await gw.desk.store.require(conversation_id)
-    if not agent.supervisor and not (
-        conv.get("state") in ("queued", "waiting") or conv.get("owner") == agent.id
-    ):
-        raise Forbidden(f"conversation {conversation_id} is neither queued nor yours")
+    """A file, image or voice message the user sent from WeCom, as it was sent: to whoever may read the
+    conversation's context card."""
+    await gw.desk.viewable(agent, conversation_id)
     logger.info("agent %s opened attachment %s of %s", agent.id, attachment_id, conversation_id)
     store = gw.desk.store
     found = await AttachmentStore(store.redis, store.keys, store.retention_ms).get(

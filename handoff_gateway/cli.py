@@ -1,19 +1,24 @@
-"""``triage agents add|list``: accounts for agents and supervisors, stored in Redis."""
+"""``triage agents add|list`` and ``triage agents tokens list|issue|revoke``: accounts for agents and
+supervisors and their API tokens, stored in Redis."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
 
 from bot.cli.console import console, friendly_errors, settings
-from bot.errors import ConfigError
+from bot.errors import ConfigError, NotFound
 from bot.store.connection import connect
-from handoff_gateway.agents import ROLES, AgentStore
+from handoff_gateway.agents import ROLES, Agent, AgentStore
+from handoff_gateway.tokens import TokenInfo
 
 app = typer.Typer(no_args_is_help=True)
+tokens_app = typer.Typer(no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens", help="Agents' API tokens: list, issue, revoke.")
 T = TypeVar("T")
 
 
@@ -21,7 +26,9 @@ async def _with_store(action: Callable[[AgentStore], Awaitable[T]]) -> T:
     s = settings()
     handle = connect(s.redis_url, s.var_dir, max_connections=10)
     try:
-        return await action(AgentStore(handle.client, s.redis_prefix, s.agent_session_hours))
+        return await action(
+            AgentStore(handle.client, s.redis_prefix, s.agent_session_hours, token_days=s.agent_token_days)
+        )
     finally:
         await handle.close()
 
@@ -67,3 +74,58 @@ def list_agents() -> None:
         rows = asyncio.run(_with_store(run))
     for row in rows:
         console.print("  ".join(row))
+
+
+async def _named(store: AgentStore, name: str) -> Agent:
+    agent = await store.by_name(name)
+    if agent is None:
+        raise NotFound(f"no agent named {name!r}; `triage agents list` shows them")
+    return agent
+
+
+def _when(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@tokens_app.command("list")
+def list_tokens(name: Annotated[str, typer.Argument(help="The agent's sign-in name.")]) -> None:
+    """An agent's live API tokens: id, issued, expires (never the tokens themselves)."""
+
+    async def run(store: AgentStore) -> list[TokenInfo]:
+        return await store.tokens.list((await _named(store, name)).id)
+
+    with friendly_errors():
+        infos = asyncio.run(_with_store(run))
+    for info in infos:
+        console.print(f"{info.token_id}  issued {_when(info.created_at)}  expires {_when(info.expires_at)}")
+    if not infos:
+        console.print(f"{name} has no live API token")
+
+
+@tokens_app.command("issue")
+def issue_token(name: Annotated[str, typer.Argument(help="The agent's sign-in name.")]) -> None:
+    """A new API token for an agent; printed once."""
+
+    async def run(store: AgentStore) -> tuple[TokenInfo, str]:
+        return await store.tokens.issue((await _named(store, name)).id)
+
+    with friendly_errors():
+        info, token = asyncio.run(_with_store(run))
+    console.print(f"{info.token_id} for {name}, expires {_when(info.expires_at)}")
+    console.print(f"API token (shown once): {token}")
+
+
+@tokens_app.command("revoke")
+def revoke_token(token_id: Annotated[str, typer.Argument(help="tok_… as `tokens list` shows it.")]) -> None:
+    """Revoke an API token at once; consoles opened with it close."""
+
+    async def run(store: AgentStore) -> TokenInfo:
+        info = await store.tokens.find(token_id)
+        if info is None:
+            raise NotFound(f"no token {token_id!r}; `triage agents tokens list NAME` shows an agent's")
+        await store.revoke_token(info)
+        return info
+
+    with friendly_errors():
+        info = asyncio.run(_with_store(run))
+    console.print(f"revoked {info.token_id}")

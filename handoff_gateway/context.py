@@ -7,19 +7,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.privacy import mask_sensitive
+from bot.privacy import mask_entity, mask_sensitive
 from bot.store.conversations import ConversationStore
 from bot.store.keys import Keys
 
-SENSITIVE = {"phone", "tax_id", "email"}
 HISTORY_SHOWN = 20  # earlier tickets / conversations listed on the card
-
-
-def _mask_entity(entity: dict[str, Any]) -> dict[str, Any]:
-    if entity.get("entity") not in SENSITIVE:
-        return entity
-    value = str(entity.get("value", ""))
-    return {**entity, "value": "*" * max(0, len(value) - 4) + value[-4:]}
 
 
 def mask_email(email: str) -> str | None:
@@ -93,7 +85,8 @@ async def context_card(store: ConversationStore, cid: str) -> dict[str, Any]:
         "language": conv.get("language"),
         "customer": customer,
         "intent": {"name": last_parse.get("intent"), "confidence": last_parse.get("confidence")},
-        "entities": [_mask_entity(e) for e in json.loads(conv.get("entities") or "[]")],
+        # Stored masked; masked again for records written before entity texts were (idempotent).
+        "entities": [mask_entity(e) for e in json.loads(conv.get("entities") or "[]")],
         "severity": conv.get("severity"),
         "handoff": {
             "reason": handoff.get("reason"),

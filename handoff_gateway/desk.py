@@ -54,6 +54,23 @@ class Desk:
             raise Forbidden(f"conversation {cid} is not assigned to you")
         return conv
 
+    async def _offered_to(self, cid: str) -> str | None:
+        offer = await self.redis.hget(self.keys.offers, cid)
+        return str(json.loads(offer)["agent"]) if offer else None
+
+    async def viewable(self, agent: Agent, cid: str) -> Conversation:
+        """The conversation, when ``agent`` may read it (its context card, its attachments): supervisors
+        any; an agent one assigned to them, or one waiting for a human that is offered to them or sits in
+        the queue of one of their skill groups (one they may accept). Anything else is 403."""
+        conv = await self.store.load(cid)
+        if agent.supervisor or (conv.state is Owner.ASSIGNED and conv.owner == agent.id):
+            return conv
+        if conv.state in IN_QUEUE and (
+            conv.group.value in agent.skills or await self._offered_to(cid) == agent.id
+        ):
+            return conv
+        raise Forbidden(f"conversation {cid} is neither yours nor waiting in one of your queues")
+
     # --------------------------------------------------------------- taking
     async def accept(self, agent: Agent, cid: str) -> Conversation:
         """Take a queued conversation or a waiting ticket: exactly one agent wins, within its capacity."""
@@ -94,17 +111,14 @@ class Desk:
 
     async def decline(self, agent: Agent, cid: str, reason: str = "declined") -> None:
         """Pass on an offer (or let it expire): this agent is skipped for this conversation from now on.
-        Only the agent the conversation was offered to — or a supervisor — can decline it."""
-        conv = await self.store.load(cid)
-        offer = await self.redis.hget(self.keys.offers, cid)
-        offered_to = json.loads(offer)["agent"] if offer else None
-        if not agent.supervisor and conv.state in IN_QUEUE and offered_to not in (None, agent.id):
-            raise Forbidden(f"conversation {cid} was offered to another agent")
+        Only the agent the conversation is offered to can decline it (403 for anyone else)."""
+        await self.store.require(cid)
+        if await self._offered_to(cid) != agent.id:
+            raise Forbidden(f"conversation {cid} is not offered to you: only an offer can be declined")
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.sadd(self.keys.skipped(cid), agent.id)
             pipe.expire(self.keys.skipped(cid), DAY)
-            if offered_to == agent.id:
-                pipe.hdel(self.keys.offers, cid)
+            pipe.hdel(self.keys.offers, cid)
             await pipe.execute()
         await self.audit.record(reason, cid, agent.id)
         await self.notify({"type": "queue_changed"})
@@ -148,6 +162,13 @@ class Desk:
         if await self.redis.hsetnx(self.keys.handoff(cid), f"breached_{kind}", str(int(time.time() * 1000))):
             await self.redis.zadd(self.keys.breaches, {f"{cid}:{kind}": time.time()})
             await self.audit.record("breached", cid, actor or "system", kind=kind)
+
+    async def typing(self, agent: Agent, cid: str) -> None:
+        """An ephemeral "agent is typing" signal, into a conversation the agent may write to (as ``say``)."""
+        conv = await self._owned(agent, cid)
+        if conv.state is not Owner.ASSIGNED:
+            raise Conflict(f"conversation {cid} is {conv.state}: accept it before typing")
+        await self.redis.publish(self.keys.typing_channel, json.dumps({"c": cid, "role": "agent"}))
 
     async def note(self, agent: Agent, cid: str, text: str) -> dict[str, Any]:
         """An internal note: in the transcript for agents, never sent to the user."""

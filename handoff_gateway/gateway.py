@@ -36,7 +36,13 @@ class Gateway:
     ) -> None:
         redis = store.redis
         self.alerts = Alerts.from_settings(settings, redis, metrics.registry if metrics else None)
-        self.agents = AgentStore(redis, settings.redis_prefix, settings.agent_session_hours, cpu=cpu)
+        self.agents = AgentStore(
+            redis,
+            settings.redis_prefix,
+            settings.agent_session_hours,
+            cpu=cpu,
+            token_days=settings.agent_token_days,
+        )
         self.desk = Desk(store, handoffs, self.agents, Audit(redis, settings.redis_prefix))
         self.handoffs = handoffs
         self.rota = Rota.from_file(settings.rota_file, settings.timezone)

@@ -11,6 +11,11 @@ the agent owns and listens to the desk, holding no Redis connection of its own. 
 hub re-syncs the followed conversations and says ``Resynced``: the connection re-asserts its presence (an
 agent who was online is online again, even if Redis lost it) and re-sends the queue snapshot. A failing
 background task closes the socket with 1011.
+
+A console lives no longer than the credential it said hello with: signing out (``POST /api/v1/agents/logout``)
+or revoking the API token publishes ``signed_out`` on the agent's channel, and the console closes with 4401
+(error ``signed_out``) in whichever process it is; the credential is also checked on every frame and every
+heartbeat, so a session that expired closes its console with 4401 (error ``session_expired``).
 """
 
 from __future__ import annotations
@@ -21,19 +26,45 @@ import json
 import logging
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.app.background import supervise
 from bot.app.errors import REDIS_DOWN, classify, describe
+from bot.app.frames import (
+    GONE,
+    HELLO_CHARS,
+    BinaryFrame,
+    FrameTooLarge,
+    frame_limit,
+    gone,
+    receive_text,
+    refusal,
+    refuse,
+)
 from bot.app.hub import DeskEvent, EventHub, Events, Failed, Follow, Inbox, Notice, Resynced, Typing
 from bot.errors import AuthError, InputError
-from handoff_gateway.agents import Agent
+from handoff_gateway.agents import Agent, token_hash
 from handoff_gateway.gateway import Gateway
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
 HELLO_TIMEOUT_S = 10.0
+HELLO_SHAPE = 'first frame must be {"type": "hello", "token": "..."}'
+INVALID_PAYLOAD = 1007  # RFC 6455: the frame's data is not what the protocol expects (not a hello)
+SIGNED_OUT = 4401
+
+
+class SessionEnded(Exception):
+    """The console's credential ended (signed out, revoked, expired): the socket is closed already."""
+
+
+class AgentHello(BaseModel):
+    """Parsed by pydantic: nesting a few hundred levels deep is refused, not recursed into."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: str = Field(pattern="^hello$")
+    token: str | None = Field(None, max_length=1024)
 
 
 class AgentFrame(BaseModel):
@@ -49,8 +80,11 @@ class AgentFrame(BaseModel):
 
 
 class AgentConnection:
-    def __init__(self, ws: WebSocket, gw: Gateway, hub: EventHub, agent: Agent, heartbeat_s: float) -> None:
+    def __init__(
+        self, ws: WebSocket, gw: Gateway, hub: EventHub, agent: Agent, heartbeat_s: float, credential: str
+    ) -> None:
         self.ws, self.gw, self.hub, self.agent, self.heartbeat_s = ws, gw, hub, agent, heartbeat_s
+        self.credential = credential  # the sha256 digest of the token it said hello with
         self.inbox = Inbox()
         self.follows: dict[str, Follow] = {}  # the conversations this agent owns
         self.status = "online"  # the presence this console asserts (re-asserted after a Redis restart)
@@ -59,6 +93,19 @@ class AgentConnection:
     async def send(self, kind: str, /, **fields: Any) -> None:
         async with self._send_lock:
             await self.ws.send_text(json.dumps({"type": kind, **fields}, ensure_ascii=False))
+
+    async def end(self, code: str, reason: str) -> None:
+        """Say why, close with 4401, and stop this connection's task (raises :class:`SessionEnded`)."""
+        logger.info("agent %s: console closed, %s", self.agent.id, reason)
+        with contextlib.suppress(Exception):
+            await self.send("error", code=code, message=f"{reason}; sign in again", retryable=False)
+            await self.ws.close(SIGNED_OUT, reason)
+        raise SessionEnded(reason)
+
+    async def check_credential(self) -> None:
+        """Close the console when the credential it opened with has expired or been revoked."""
+        if await self.gw.agents.agent_id_for(self.credential) != self.agent.id:
+            await self.end("session_expired", "session expired or revoked")
 
     async def send_queue(self) -> None:
         await self.send("queue", items=await self.gw.desk.queue_snapshot())
@@ -92,6 +139,8 @@ class AgentConnection:
             notice = await self.inbox.get()
             try:
                 await self._on(notice)
+            except SessionEnded:
+                return
             except REDIS_DOWN as exc:
                 logger.info("agent %s: %s skipped while Redis is away (%r)", self.agent.id, notice, exc)
 
@@ -115,6 +164,8 @@ class AgentConnection:
 
     async def _desk_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        if kind == "signed_out" and event.get("session") == self.credential:
+            await self.end("signed_out", str(event.get("reason") or "signed out"))
         if kind == "presence" and event.get("agent") == self.agent.id:
             self.status = str(event.get("status", self.status))  # set here, over REST or from another tab
         if kind in ("queue_changed", "presence"):
@@ -139,12 +190,16 @@ class AgentConnection:
         }
 
     async def heartbeats(self) -> None:
-        """Keep presence alive and re-check ownership every interval; Redis away: just the frame."""
+        """Keep presence alive and re-check the credential and ownership every interval; Redis away: just
+        the frame."""
         while True:
             await asyncio.sleep(self.heartbeat_s)
             try:
+                await self.check_credential()
                 await self.gw.agents.heartbeat(self.agent.id)
                 await self.refresh_owned()
+            except SessionEnded:
+                return
             except REDIS_DOWN as exc:
                 logger.debug("agent %s heartbeat not stored: %r", self.agent.id, exc)
             await self.send("heartbeat")
@@ -174,7 +229,7 @@ class AgentConnection:
         elif frame.type == "note":
             await desk.note(agent, cid, frame.text or "")
         elif frame.type == "typing":
-            await desk.redis.publish(desk.store.keys.typing_channel, json.dumps({"c": cid, "role": "agent"}))
+            await desk.typing(agent, cid)
         elif frame.type == "transfer":
             await self.send(
                 "transfer",
@@ -192,16 +247,22 @@ class AgentConnection:
             )
 
     async def read(self) -> None:
+        limit = frame_limit(self.ws.app.state.settings.max_message_chars)
         while True:
-            raw = await self.ws.receive_text()
             try:
-                frame = AgentFrame.model_validate_json(raw)
+                frame = AgentFrame.model_validate_json(await receive_text(self.ws, limit))
+            except (BinaryFrame, FrameTooLarge) as exc:
+                await self.send("error", code=exc.code, message=str(exc))
+                continue
             except ValidationError as exc:
                 await self.send("error", code="bad_frame", message=str(exc.errors()[0]["msg"]))
                 continue
             try:
+                await self.check_credential()
                 await self.handle(frame)
-            except WebSocketDisconnect:
+            except SessionEnded:
+                return
+            except GONE:
                 raise
             except Exception as exc:
                 status, _, retryable = classify(exc)
@@ -220,24 +281,33 @@ async def agent_socket(ws: WebSocket) -> None:
     gw: Gateway = ws.app.state.gateway
     await ws.accept()
     try:
-        raw = await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S)
-        token = json.loads(raw).get("token") if raw.startswith("{") else None
+        raw = await asyncio.wait_for(receive_text(ws, HELLO_CHARS), HELLO_TIMEOUT_S)
+        token = AgentHello.model_validate_json(raw).token
         if not token:
-            raise AuthError('first frame must be {"type": "hello", "token": "..."}')
-        agent = await gw.agents.authenticate(str(token))
-    except (TimeoutError, ValueError, AuthError) as exc:
-        with contextlib.suppress(Exception):
-            await ws.send_text(json.dumps({"type": "error", "code": "unauthorized", "message": str(exc)}))
-            await ws.close(4401)
+            raise AuthError(HELLO_SHAPE)
+        agent = await gw.agents.authenticate(token)
+    except (BinaryFrame, FrameTooLarge) as exc:
+        code, close = refusal(exc)
+        await refuse(ws, code, f"{HELLO_SHAPE}: {exc}", close)
         return
-    except WebSocketDisconnect:
+    except ValidationError as exc:
+        await refuse(ws, "bad_hello", f"{HELLO_SHAPE}: {exc.errors()[0]['msg']}", INVALID_PAYLOAD)
+        return
+    except (TimeoutError, ValueError, AuthError) as exc:
+        await refuse(ws, "unauthorized", str(exc) or HELLO_SHAPE, 4401)
+        return
+    except GONE as exc:
+        gone("agent hello", exc)
         return
     hub: EventHub = ws.app.state.hub
-    connection = AgentConnection(ws, gw, hub, agent, ws.app.state.settings.heartbeat_seconds)
+    connection = AgentConnection(
+        ws, gw, hub, agent, ws.app.state.settings.heartbeat_seconds, token_hash(token)
+    )
     try:
         await connection.start()
-    except WebSocketDisconnect:
+    except GONE as exc:
         connection.stop()
+        gone(f"agent {agent.id} console start", exc)
         return
     except Exception as exc:  # Redis down while saying hello
         connection.stop()

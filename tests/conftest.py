@@ -18,6 +18,7 @@ from bot.nlu.training_data import load_training_data
 from bot.settings import Settings
 from tests.identity_tokens import SECRET as IDENTITY_SECRET
 from tests.live import RedisServer, reachable
+from tests.rasa_token import TOKEN as RASA_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "nlu_data"
@@ -98,4 +99,5 @@ def settings(tmp_path: Path, redis_url: str, redis_prefix: str, model_dir: Path)
         on_duty=True,  # the conversation tests queue without signed-in agents; gateway tests use presence
         rota_file=tmp_path / "no-rota.yml",
         identity_secret=SecretStr(IDENTITY_SECRET),  # tests/identity_tokens.py signs with it
+        rasa_webhook_token=SecretStr(RASA_TOKEN),  # tests/rasa_token.py; the Rasa endpoints are off without
     )

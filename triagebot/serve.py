@@ -1,12 +1,25 @@
-"""``triage serve``: the HTTP/websocket server."""
+"""``triage serve``: the HTTP/websocket server.
+
+The client address — what sign-in lockouts and the new-conversation limit count by — is the connecting
+peer's unless it is one of ``TRIAGE_TRUSTED_PROXIES``: only then does uvicorn take ``X-Forwarded-For`` and
+``X-Forwarded-Proto`` from the request. uvicorn's own default trusts them from loopback, so anything on the
+same host (or a proxy that passes the header on unchecked) could choose its address.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from bot.cli.console import console, settings
+from bot.settings import Settings
+
+
+def uvicorn_options(s: Settings) -> dict[str, Any]:
+    """The proxy-header options for uvicorn: trust none unless proxies are configured."""
+    trusted = [address.strip() for address in s.trusted_proxies.split(",") if address.strip()]
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
 
 
 def serve(
@@ -31,4 +44,5 @@ def serve(
         ws_ping_interval=20,
         ws_ping_timeout=20,
         factory=False,
+        **uvicorn_options(s),
     )

@@ -17,9 +17,12 @@ from fastapi.staticfiles import StaticFiles
 
 from bot import logsafe
 from bot.app import errors
+from bot.app.bodies import BodyGuard
 from bot.app.extension import AppExtension
 from bot.app.hub import EventHub
 from bot.app.platforms import PlatformIntake
+from bot.app.routes_attachments import body_allowance as attachments_body
+from bot.app.routes_attachments import router as attachments_router
 from bot.app.routes_chat import router as chat_router
 from bot.app.routes_ops import router as ops_router
 from bot.app.routes_platforms import accept_dingtalk
@@ -35,7 +38,7 @@ from bot.errors import InputError
 from bot.inbox import Inbox
 from bot.kb.search import KnowledgeBase
 from bot.metrics import Metrics
-from bot.nlu.backend import NativeBackend, NLUBackend
+from bot.nlu.backend import NLUBackend, build_backend
 from bot.nlu.pipeline import NLUPipeline
 from bot.nlu.training_data import load_training_data
 from bot.outbox import Outbox
@@ -43,6 +46,8 @@ from bot.settings import Settings
 from bot.store.connection import connect
 from bot.store.conversations import ConversationStore
 from bot.store.handoffs import HandoffStore
+from bot.store.keys import Keys
+from bot.store.rates import RateLimits
 from bot.vocabulary import Channel as ChannelName
 
 logger = logging.getLogger(__name__)
@@ -105,13 +110,16 @@ def build_app(
         )
         retention = settings.transcript_retention_days * 86400
         cpu = CpuPool(settings.cpu_workers)
+        metrics = Metrics()
         services = Services(
             settings,
-            loaded_nlu if isinstance(loaded_nlu, NLUBackend) else NativeBackend(loaded_nlu, cpu),
+            loaded_nlu
+            if isinstance(loaded_nlu, NLUBackend)
+            else build_backend(settings, loaded_nlu, cpu, metrics),
             loaded_kb,
             ConversationStore(handle.client, settings.redis_prefix, retention),
             HandoffStore(handle.client, settings.redis_prefix, retention, settings.timezone),
-            Metrics(),
+            metrics,
             cpu,
         )
         app.state.settings = settings
@@ -119,6 +127,12 @@ def build_app(
         app.state.cpu = cpu
         app.state.engine = Engine(services)
         app.state.redis = handle
+        app.state.limits = RateLimits(
+            handle.client,
+            Keys(settings.redis_prefix),
+            settings.conversations_per_minute,
+            settings.messages_per_minute,
+        )
         app.state.hub = EventHub(services.store, handle.subscriber, settings.heartbeat_seconds)
         await app.state.hub.start()
         app.state.channels = build_channels(settings, handle.client)
@@ -160,6 +174,8 @@ def build_app(
             await app.state.outbox.stop()
             await app.state.hub.stop()
             await handle.close()
+            if (close_nlu := getattr(services.nlu, "aclose", None)) is not None:
+                await close_nlu()  # the rasa backend's HTTP connections
             cpu.shutdown()
 
     app = FastAPI(
@@ -169,7 +185,11 @@ def build_app(
         description="Bilingual support chatbot: NLU, knowledge base, human handoff. See docs/api.md.",
     )
     errors.install(app)
+    app.add_middleware(
+        BodyGuard, limit=settings.max_body_bytes, allowances=[attachments_body(settings.max_attachment_bytes)]
+    )
     app.include_router(chat_router)
+    app.include_router(attachments_router)
     app.include_router(ws_router)
     app.include_router(rasa_router)
     app.include_router(platforms_router)

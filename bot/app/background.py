@@ -11,7 +11,9 @@ import logging
 from collections.abc import Coroutine, Iterable
 from typing import Any
 
-from fastapi import WebSocket, WebSocketDisconnect
+from fastapi import WebSocket
+
+from bot.app.frames import GONE
 
 logger = logging.getLogger(__name__)
 
@@ -19,10 +21,11 @@ UNEXPECTED_CLOSE = 1011
 
 
 def _failure(task: asyncio.Task[None]) -> BaseException | None:
+    """The task's error; None when it was cancelled or its client left (a send to a closed socket too)."""
     if task.cancelled():
         return None
     error = task.exception()
-    return None if isinstance(error, WebSocketDisconnect) else error
+    return None if isinstance(error, GONE) else error
 
 
 async def supervise(
@@ -40,6 +43,10 @@ async def supervise(
     try:
         done, _ = await asyncio.wait(names, return_when=asyncio.FIRST_COMPLETED)
         failed = [(names[task], error) for task in done if (error := _failure(task)) is not None]
+        left = [task for task in done if not task.cancelled() and isinstance(task.exception(), GONE)]
+        if left and not failed:
+            who = " ".join(f"{key}={value}" for key, value in ids.items())
+            logger.debug("connection closed by the client (%s): %r", who, left[0].exception())
         if failed:
             name, error = failed[0]
             who = " ".join(f"{key}={value}" for key, value in ids.items())

@@ -13,6 +13,7 @@ from bot.channels.base import Channel
 from bot.engine import Engine, Services
 from bot.errors import AuthError
 from bot.message import Message
+from bot.store.rates import RateLimits
 from bot.vocabulary import Channel as ChannelName
 
 
@@ -24,6 +25,15 @@ def services(request: Request) -> Services:
 def engine(request: Request) -> Engine:
     eng: Engine = request.app.state.engine
     return eng
+
+
+def limits(connection: HTTPConnection) -> RateLimits:
+    found: RateLimits = connection.app.state.limits
+    return found
+
+
+def client_address(connection: HTTPConnection) -> str:
+    return connection.client.host if connection.client else "unknown"
 
 
 def token_hash(token: str) -> str:

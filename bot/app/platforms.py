@@ -16,6 +16,7 @@ the platform's routing fields (DingTalk's session webhook) are refreshed. Then:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -31,6 +32,7 @@ from bot.identity import Identity
 from bot.message import Message
 from bot.outbox import Outbox
 from bot.services import Services
+from bot.store import ratings
 from bot.store.attachments import AttachmentStore
 from bot.store.keys import Keys
 
@@ -178,7 +180,8 @@ class PlatformIntake:
 
     async def _rate(self, message: Message, score: int, script: str) -> None:
         cid = message.conversation_id
-        await self.s.store.append(cid, {"type": "csat", "role": "user", "score": score, "comment": ""})
+        with contextlib.suppress(ratings.AlreadyRated):  # one rating per conversation: the first stands
+            await ratings.rate(self.s.store, cid, score)
         await self._say(cid, text("csat_thanks", script))
 
     # ------------------------------------------------------------------ attachments

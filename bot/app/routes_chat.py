@@ -7,8 +7,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from bot.app.deps import bearer, check_token, engine, services, token_hash, web_message
+from bot.app.deps import (
+    bearer,
+    check_token,
+    client_address,
+    engine,
+    limits,
+    services,
+    token_hash,
+    web_message,
+)
 from bot.app.schemas import (
+    MAX_SEQ,
     CreateConversationIn,
     CreateConversationOut,
     ErrorOut,
@@ -18,16 +28,16 @@ from bot.app.schemas import (
     TicketOut,
 )
 from bot.engine import Engine, Services
-from bot.errors import MessageTooLarge, NotFound
+from bot.errors import AuthError, MessageTooLarge
 from bot.identity import Identity, verify_identity_token
 from bot.settings import Settings
-from bot.store.conversations import ConversationNotFound
 from bot.store.keys import Keys
+from bot.store.rates import RateLimits
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "Missing or wrong token"},
-    404: {"model": ErrorOut, "description": "Unknown conversation"},
+    401: {"model": ErrorOut, "description": "Missing or wrong token, or no such conversation (alike)"},
+    404: {"model": ErrorOut, "description": "The conversation expired (retention) while the request ran"},
     503: {"model": ErrorOut, "description": "Redis unavailable; retry after Retry-After seconds"},
 }
 MAX_WAIT_SECONDS = 30.0
@@ -39,15 +49,23 @@ HISTORY_SIZE = 50  # a verified customer's newest conversations kept for the age
     "/conversations",
     response_model=CreateConversationOut,
     status_code=201,
-    responses={**ERRORS, 401: {"model": ErrorOut, "description": "Identity token invalid or expired"}},
+    responses={
+        **ERRORS,
+        401: {"model": ErrorOut, "description": "Identity token invalid or expired"},
+        429: {"model": ErrorOut, "description": "Too many new conversations from this address"},
+    },
 )
 async def create_conversation(
-    svc: Annotated[Services, Depends(services)], body: CreateConversationIn | None = None
+    request: Request,
+    svc: Annotated[Services, Depends(services)],
+    rates: Annotated[RateLimits, Depends(limits)],
+    body: CreateConversationIn | None = None,
 ) -> CreateConversationOut:
     """Start a conversation, as the user a signed ``identity_token`` names or anonymously.
     The token returned is shown once; only its hash is stored."""
     body = body or CreateConversationIn()
     identity = _identity(svc.settings, body.identity_token)
+    await rates.new_conversation(client_address(request))
     token = secrets.token_urlsafe(32)
     record = await svc.store.create(
         body.channel, identity.user, token_hash=token_hash(token), **identity.record_fields()
@@ -76,9 +94,9 @@ async def _remember(svc: Services, customer_key: str, conversation_id: str, crea
 
 
 async def _authorized(svc: Services, conversation_id: str, token: str) -> dict[str, str]:
-    conversation = await svc.store.get(conversation_id)
-    if conversation is None:
-        raise ConversationNotFound(conversation_id)
+    """The conversation ``token`` opens. No such conversation and a wrong token are the same 401, so
+    conversation ids cannot be probed for existence."""
+    conversation = await svc.store.get(conversation_id) or {}
     check_token(conversation, token)
     return conversation
 
@@ -86,7 +104,14 @@ async def _authorized(svc: Services, conversation_id: str, token: str) -> dict[s
 @router.post(
     "/conversations/{conversation_id}/messages",
     response_model=MessageOut,
-    responses={**ERRORS, 413: {"model": ErrorOut, "description": "Message over the size limit"}},
+    responses={
+        **ERRORS,
+        413: {"model": ErrorOut, "description": "Message over the size limit"},
+        429: {
+            "model": ErrorOut,
+            "description": "Too many messages in this conversation; retry after Retry-After",
+        },
+    },
 )
 async def post_message(
     conversation_id: str,
@@ -94,12 +119,14 @@ async def post_message(
     request: Request,
     svc: Annotated[Services, Depends(services)],
     eng: Annotated[Engine, Depends(engine)],
+    rates: Annotated[RateLimits, Depends(limits)],
     token: Annotated[str, Depends(bearer)],
 ) -> dict[str, Any]:
     """Send the user's message; the bot's replies (or the handoff/ticket) come back in the response."""
     conversation = await _authorized(svc, conversation_id, token)
     if len(body.text) > svc.settings.max_message_chars:
         raise MessageTooLarge(len(body.text), svc.settings.max_message_chars)
+    await rates.message(conversation_id)
     return await eng.handle(web_message(request, conversation, body.text, body.client_msg_id))
 
 
@@ -109,7 +136,9 @@ async def get_events(
     request: Request,
     svc: Annotated[Services, Depends(services)],
     token: Annotated[str, Depends(bearer)],
-    after: Annotated[int, Query(ge=0, description="Return events after this sequence number")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_SEQ, description="Return events after this sequence number")
+    ] = 0,
     wait: Annotated[
         float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Long-poll: seconds to wait for a new event")
     ] = 0,
@@ -133,9 +162,14 @@ async def get_events(
 async def get_ticket(
     ticket_id: str, svc: Annotated[Services, Depends(services)], token: Annotated[str, Depends(bearer)]
 ) -> dict[str, Any]:
-    """A ticket, readable with the token of the conversation that opened it."""
-    ticket = await svc.handoffs.ticket(ticket_id)
-    if ticket is None:
-        raise NotFound(f"no ticket {ticket_id!r}; ticket ids look like T-20261123-0001")
-    await _authorized(svc, ticket["conversation_id"], token)
+    """A ticket, readable with the token of the conversation that opened it. An unknown ticket and one the
+    token does not open are the same 401: ticket ids are sequential, so existence must not show."""
+    ticket = await svc.handoffs.ticket(ticket_id[:64])
+    try:
+        await _authorized(svc, ticket["conversation_id"] if ticket else "", token)
+    except AuthError:
+        raise AuthError(
+            f"this token opens no ticket {ticket_id[:64]!r}; use the token of the conversation that opened it"
+        ) from None
+    assert ticket is not None
     return {k: v for k, v in ticket.items() if k not in INTERNAL_TICKET_FIELDS}

@@ -1,25 +1,55 @@
 """Rasa-compatible endpoints, so existing Rasa clients and scripts work unchanged:
 ``POST /webhooks/rest/webhook`` (the REST channel), ``POST /webhooks/callback/webhook`` (the callback
-channel: replies are POSTed to ``TRIAGE_RASA_CALLBACK_URL`` by the outbox) and ``POST /model/parse``."""
+channel: replies are POSTed to ``TRIAGE_RASA_CALLBACK_URL`` by the outbox) and ``POST /model/parse``.
+
+The sender is whatever the caller says it is, so every one of them takes the shared secret
+``TRIAGE_RASA_WEBHOOK_TOKEN`` the way Rasa's own server takes its ``--auth-token``: ``?token=`` or
+``Authorization: Bearer``. With no secret configured they are off (404)."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
-from bot.app.deps import engine, services
+from bot.app.deps import engine, limits, services
 from bot.app.schemas import ErrorOut, ParseIn, RasaMessageIn, RasaReplyOut
 from bot.channels.base import Channel, ChannelDisabled
 from bot.channels.registry import channel
 from bot.engine import Engine, Services
-from bot.errors import MessageTooLarge
+from bot.errors import AuthError, MessageTooLarge
 from bot.message import Message
 from bot.outbox import Outbox
 from bot.vocabulary import Channel as ChannelName
 
-router = APIRouter(tags=["rasa"])
+ENABLE = "set TRIAGE_RASA_WEBHOOK_TOKEN and send it as ?token= or Authorization: Bearer"
+_query_token = APIKeyQuery(name="token", auto_error=False, description="TRIAGE_RASA_WEBHOOK_TOKEN")
+_bearer_token = HTTPBearer(auto_error=False, description="TRIAGE_RASA_WEBHOOK_TOKEN")
+
+
+def rasa_credential(
+    svc: Annotated[Services, Depends(services)],
+    query: Annotated[str | None, Depends(_query_token)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_token)],
+) -> None:
+    """The shared secret, checked before the body is looked at: a stranger learns nothing, stores nothing."""
+    secret = svc.settings.rasa_webhook_token
+    if secret is None or not secret.get_secret_value():
+        raise ChannelDisabled("Rasa", ENABLE)
+    sent = query or (bearer.credentials if bearer is not None else "")
+    expected = secret.get_secret_value().encode()
+    if not hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), expected):
+        raise AuthError(f"missing or wrong Rasa token: {ENABLE}")
+
+
+router = APIRouter(
+    tags=["rasa"],
+    dependencies=[Depends(rasa_credential)],
+    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+)
 
 
 async def _receive(
@@ -27,10 +57,11 @@ async def _receive(
 ) -> tuple[Channel, Message]:
     """Decode through the channel; a push conversation is followed by the outbox before its first event."""
     adapter = channel(request.app.state.channels, name)
-    message = adapter.receive(body.model_dump())
+    message = adapter.receive(body.model_dump(exclude_unset=True, exclude={"input_channel"}))
     if len(message.text) > svc.settings.max_message_chars:
         raise MessageTooLarge(len(message.text), svc.settings.max_message_chars)
     conversation = await svc.store.get_or_create(message.conversation_id, adapter.name, message.sender_id)
+    await limits(request).message(message.conversation_id)
     if adapter.push:
         outbox: Outbox = request.app.state.outbox
         await outbox.follow(message.conversation_id, int(conversation.get("seq") or 0))
@@ -41,7 +72,7 @@ async def _receive(
     "/webhooks/rest/webhook",
     response_model=list[RasaReplyOut],
     response_model_exclude_none=True,
-    responses={413: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+    responses={413: {"model": ErrorOut}, 429: {"model": ErrorOut}, 503: {"model": ErrorOut}},
 )
 async def rest_webhook(
     body: RasaMessageIn,
@@ -62,7 +93,11 @@ async def rest_webhook(
 @router.post(
     "/webhooks/callback/webhook",
     response_class=PlainTextResponse,
-    responses={404: {"model": ErrorOut}, 413: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+    responses={
+        413: {"model": ErrorOut},
+        429: {"model": ErrorOut},
+        503: {"model": ErrorOut},
+    },
 )
 async def callback_webhook(
     body: RasaMessageIn,

@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 State = Literal["bot", "queued", "waiting", "assigned", "resolved"]
+MAX_SEQ = 2**63 - 1  # sequence numbers are Redis integers (and the first half of stream ids)
+ID_CHARS = 128  # a client's ids (message ids, senders) become Redis keys or parts of them: bounded
 
 
 class ButtonOut(BaseModel):
@@ -103,7 +105,7 @@ class MessageIn(BaseModel):
     text: str = Field(description="The user's message (limit: TRIAGE_MAX_MESSAGE_CHARS)")
     client_msg_id: str = Field(
         min_length=1,
-        max_length=128,
+        max_length=ID_CHARS,
         description="Unique per message; a retry with the same id is stored and answered once",
     )
 
@@ -148,10 +150,21 @@ class TicketOut(BaseModel):
     created_at: str
 
 
+class RasaMetadata(BaseModel):
+    """Rasa's free-form metadata; ``message_id`` makes a retry idempotent."""
+
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+    message_id: str | None = Field(None, min_length=1, max_length=ID_CHARS)
+
+
 class RasaMessageIn(BaseModel):
-    sender: str = Field(min_length=1, max_length=128)
+    model_config = ConfigDict(extra="forbid")
+    sender: str = Field(min_length=1, max_length=ID_CHARS)
     message: str
-    metadata: dict[str, Any] | None = None
+    metadata: RasaMetadata | None = None
+    input_channel: str | None = Field(
+        None, max_length=64, description="Sent by some Rasa clients; ignored (the endpoint is the channel)"
+    )
 
 
 class RasaReplyOut(BaseModel):
@@ -161,7 +174,11 @@ class RasaReplyOut(BaseModel):
 
 
 class ParseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     text: str
+    message_id: str | None = Field(
+        None, max_length=ID_CHARS, description="Accepted from Rasa clients; unused"
+    )
 
 
 class ErrorOut(BaseModel):

@@ -11,25 +11,39 @@ the last seq sent. A failing background task closes the socket with 1011.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.app.background import supervise
 from bot.app.deps import check_token, web_message
 from bot.app.errors import classify, describe
+from bot.app.frames import (
+    GONE,
+    HELLO_CHARS,
+    BinaryFrame,
+    FrameTooLarge,
+    frame_limit,
+    gone,
+    receive_text,
+    refusal,
+    refuse,
+    send_json,
+)
 from bot.app.hub import EventHub, Events, Failed, Inbox, Typing
+from bot.app.schemas import MAX_SEQ
 from bot.engine import Engine, Services
-from bot.errors import AuthError, MessageTooLarge
+from bot.errors import AuthError, MessageTooLarge, RateLimited
+from bot.store import ratings
 from bot.store.conversations import ConversationNotFound
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
 HELLO_TIMEOUT_S = 10.0
+ERROR_CODES = {413: "too_large", 429: "rate_limited", 503: "unavailable"}  # an error frame's code by status
 
 
 class Hello(BaseModel):
@@ -37,7 +51,7 @@ class Hello(BaseModel):
     type: str = Field(pattern="^hello$")
     conversation_id: str
     token: str
-    last_seq: int = Field(0, ge=0)
+    last_seq: int = Field(0, ge=0, le=MAX_SEQ)
 
 
 class ChatFrame(BaseModel):
@@ -49,12 +63,18 @@ class ChatFrame(BaseModel):
     comment: str | None = Field(None, max_length=2000)
 
 
-async def _send(ws: WebSocket, frame: dict[str, Any]) -> None:
-    await ws.send_text(json.dumps(frame, ensure_ascii=False))
+HELLO_SHAPE = 'first frame must be {"type":"hello","conversation_id","token","last_seq"}'
 
 
 async def _error(ws: WebSocket, code: str, message: str, **extra: Any) -> None:
-    await _send(ws, {"type": "error", "code": code, "message": message, **extra})
+    await send_json(ws, {"type": "error", "code": code, "message": message, **extra})
+
+
+def _hello_problem(exc: ValidationError) -> str:
+    """What is wrong with a hello, without echoing what was sent."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{HELLO_SHAPE}: {where + ': ' if where else ''}{first['msg']}"
 
 
 @router.websocket("/ws/chat")
@@ -64,43 +84,49 @@ async def chat(ws: WebSocket) -> None:
     await ws.accept()
     svc.metrics.websockets.labels("chat").inc()
     try:
-        raw = await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S)
+        raw = await asyncio.wait_for(receive_text(ws, HELLO_CHARS), HELLO_TIMEOUT_S)
         hello = Hello.model_validate_json(raw)
-        conversation = await svc.store.get(hello.conversation_id)
-        if conversation is None:
-            raise ConversationNotFound(hello.conversation_id)
+        # No such conversation and a wrong token are refused alike (4401): ids cannot be probed.
+        conversation = await svc.store.get(hello.conversation_id) or {}
         check_token(conversation, hello.token)
-    except (TimeoutError, ValidationError, ValueError):
-        await _error(
-            ws, "bad_hello", 'first frame must be {"type":"hello","conversation_id","token","last_seq"}'
-        )
-        await ws.close(4400)
+    except (BinaryFrame, FrameTooLarge) as exc:
+        code, close = refusal(exc)
+        await refuse(ws, code, f"{HELLO_SHAPE}: {exc}", close)
+        return
+    except ValidationError as exc:
+        await refuse(ws, "bad_hello", _hello_problem(exc), 4400)
+        return
+    except (TimeoutError, ValueError):
+        await refuse(ws, "bad_hello", HELLO_SHAPE, 4400)
         return
     except (AuthError, ConversationNotFound) as exc:
         _, close, _ = classify(exc)
-        await _error(ws, "unauthorized" if isinstance(exc, AuthError) else "not_found", str(exc))
-        await ws.close(close)
+        await refuse(ws, "unauthorized" if isinstance(exc, AuthError) else "not_found", str(exc), close)
         return
-    except WebSocketDisconnect:
+    except GONE as exc:
+        gone("chat hello", exc)
         return
     except Exception as exc:  # Redis down during the handshake
         logger.warning("websocket handshake failed: %r", exc)
         _, close, retryable = classify(exc)
-        with contextlib.suppress(Exception):
-            await _error(ws, "unavailable", describe(exc), retryable=retryable)
-            await ws.close(close)
+        await refuse(ws, "unavailable", describe(exc), close, retryable=retryable)
         return
 
     cid = hello.conversation_id
-    await _send(
-        ws,
-        {
-            "type": "hello",
-            "conversation_id": cid,
-            "state": conversation["state"],
-            "seq": int(conversation.get("seq", 0)),
-        },
-    )
+    try:
+        await send_json(
+            ws,
+            {
+                "type": "hello",
+                "conversation_id": cid,
+                "state": conversation["state"],
+                "seq": int(conversation.get("seq", 0)),
+                "script": conversation.get("script", ""),  # the widget's labels follow the user's script
+            },
+        )
+    except GONE as exc:
+        gone("chat hello", exc)
+        return
     hub: EventHub = ws.app.state.hub
     inbox = Inbox()
     follow = hub.follow(cid, hello.last_seq, inbox)
@@ -124,22 +150,25 @@ async def _deliver(ws: WebSocket, inbox: Inbox, last_seq: int, interval: float) 
         if isinstance(notice, Events):
             for event in notice.events:
                 if event.get("visibility") != "internal":  # agents' notes never reach the user
-                    await _send(ws, event)
+                    await send_json(ws, event)
                 last_seq = event["seq"]
         elif isinstance(notice, Typing) and notice.role == "agent":
-            await _send(ws, {"type": "typing", "role": "agent", "ephemeral": True})
+            await send_json(ws, {"type": "typing", "role": "agent", "ephemeral": True})
         elif isinstance(notice, Failed):
             raise notice.error
         if loop.time() >= next_beat:
-            await _send(ws, {"type": "heartbeat", "seq": last_seq})
+            await send_json(ws, {"type": "heartbeat", "seq": last_seq})
             next_beat = loop.time() + interval
 
 
 async def _read(ws: WebSocket, svc: Services, eng: Engine, cid: str, conversation: dict[str, str]) -> None:
+    limit = frame_limit(svc.settings.max_message_chars)
     while True:
-        raw = await ws.receive_text()
         try:
-            frame = ChatFrame.model_validate_json(raw)
+            frame = ChatFrame.model_validate_json(await receive_text(ws, limit))
+        except (BinaryFrame, FrameTooLarge) as exc:
+            await _error(ws, exc.code, str(exc))
+            continue
         except ValidationError:
             await _error(ws, "bad_frame", "frames are JSON objects with a 'type' (message, typing, csat)")
             continue
@@ -153,9 +182,10 @@ async def _read(ws: WebSocket, svc: Services, eng: Engine, cid: str, conversatio
             if frame.score is None:
                 await _error(ws, "bad_frame", "csat needs a score from 1 to 5")
                 continue
-            await svc.store.append(
-                cid, {"type": "csat", "role": "user", "score": frame.score, "comment": frame.comment or ""}
-            )
+            try:
+                await ratings.rate(svc.store, cid, frame.score, frame.comment or "")
+            except ratings.AlreadyRated as exc:  # one rating per conversation: the first stands
+                await _error(ws, "already_rated", str(exc), retryable=False)
         elif frame.type in ("pong", "heartbeat"):
             continue
         else:
@@ -175,16 +205,21 @@ async def _message(
     try:
         if len(frame.text) > svc.settings.max_message_chars:
             raise MessageTooLarge(len(frame.text), svc.settings.max_message_chars)
+        await ws.app.state.limits.message(cid)
         # Replies reach the client through the stream; the response itself is not needed here.
         await eng.handle(web_message(ws, conversation, frame.text, frame.client_msg_id))
+    except GONE:
+        raise
     except Exception as exc:
         status, _, retryable = classify(exc)
         if status >= 500 and status != 503:
             logger.exception("message %s in %s failed", frame.client_msg_id, cid)
+        extra = {"retry_after": exc.retry_after} if isinstance(exc, RateLimited) else {}
         await _error(
             ws,
-            "too_large" if status == 413 else "unavailable" if status == 503 else "failed",
+            ERROR_CODES.get(status, "failed"),
             describe(exc),
             client_msg_id=frame.client_msg_id,
             retryable=retryable,
+            **extra,
         )

@@ -1,4 +1,5 @@
-"""Files, images and voice messages users send from a chat platform, kept for the agent to open.
+"""Files, images and voice messages users send from a chat platform or attach in the widget
+(``bot.app.routes_attachments``), kept for the user and the agent to open.
 
 Kept in Redis beside the conversation (``Keys.attachment``) for the transcript's retention, base64-encoded
 (the client decodes replies as text) and bounded by ``TRIAGE_MAX_ATTACHMENT_BYTES``.

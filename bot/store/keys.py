@@ -16,6 +16,7 @@ that only bounded ones live without a TTL.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -36,10 +37,17 @@ class Keys:
         return f"{self.prefix}conv:{{{cid}}}:events"
 
     def idempotency(self, cid: str, client_msg_id: str) -> str:
-        return f"{self.prefix}conv:{{{cid}}}:idem:{client_msg_id}"
+        """By a digest of the client's message id: its length (and whatever a client put in it) never
+        reaches a key."""
+        digest = hashlib.sha256(client_msg_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return f"{self.prefix}conv:{{{cid}}}:idem:{digest}"
 
     def outbox_lease(self, cid: str) -> str:
         return f"{self.prefix}conv:{{{cid}}}:outbox"
+
+    def message_rate(self, cid: str) -> str:
+        """The conversation's message token bucket (bot/store/rates.py)."""
+        return f"{self.prefix}conv:{{{cid}}}:rate"
 
     # ------------------------------------------------------------------ the desk ({desk} slot)
     @property
@@ -117,6 +125,10 @@ class Keys:
     def agent(self, agent_id: str) -> str:
         return f"{self.prefix}agent:{agent_id}"
 
+    def agent_tokens(self, agent_id: str) -> str:
+        """An agent's API tokens: token id → digest, created and expiry times (handoff_gateway/tokens.py)."""
+        return f"{self.prefix}agent:{agent_id}:tokens"
+
     def session(self, token_digest: str) -> str:
         return f"{self.prefix}session:{token_digest}"
 
@@ -163,6 +175,10 @@ class Keys:
         """A file, image or voice message a user sent from a chat platform (the agent opens it)."""
         return f"{self.prefix}conv:{{{cid}}}:file:{attachment_id}"
 
+    def creation_rate(self, address: str) -> str:
+        """One client address's token bucket for new conversations (bot/store/rates.py)."""
+        return f"{self.prefix}rate:conversations:{address}"
+
     def alert_rate(self, robot: str) -> str:
         """Alerts posted to one group robot in the current minute (robots take 20 a minute)."""
         return f"{self.prefix}alerts:rate:{robot}"
@@ -183,6 +199,8 @@ class Keys:
         return f"{self.prefix}desk"
 
     def agent_channel(self, agent_id: str) -> str:
+        """One agent's consoles, in every process: offers, and ``signed_out`` (a session ended or a token
+        was revoked: the consoles it opened close with 4401)."""
         return f"{self.prefix}desk:agent:{agent_id}"
 
 
@@ -207,12 +225,18 @@ KEYS: tuple[KeySpec, ...] = (
     ),
     KeySpec("conv:{<cid>}:events", "stream", "the transcript; entry id `{seq}-0`", RETENTION),
     KeySpec(
-        "conv:{<cid>}:idem:<client_msg_id>",
+        "conv:{<cid>}:idem:<digest>",
         "string",
-        "a processed message's response (a retry gets it back)",
-        "30 s while in flight (a dead process's claim lapses); the response: retention",
+        "a processed message's response (a retry gets it back), by a digest of its client_msg_id",
+        "30 s while in flight (a dead process's claim lapses); the response: 1 d",
     ),
     KeySpec("conv:{<cid>}:outbox", "string", "the push outbox's delivery lease", "30 s lease"),
+    KeySpec(
+        "conv:{<cid>}:rate",
+        "hash",
+        "the conversation's message token bucket (TRIAGE_MESSAGES_PER_MINUTE)",
+        "60 s after the last message (a full bucket)",
+    ),
     KeySpec("{desk}:conv:<cid>", "hash", "ownership: state, owner, handoff, ticket id, SLA marks", RETENTION),
     KeySpec("{desk}:conv:<cid>:skipped", "set", "agents who declined or let an offer expire", "1 d"),
     KeySpec("{desk}:conv:<cid>:prefer", "string", "the agent a transfer named", "1 d"),
@@ -268,8 +292,19 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("agents:by_name", "hash", "agent name → id", bound="one per agent account"),
     KeySpec("agent:<agent_id>", "hash", "an agent account", bound="one per agent account"),
     KeySpec("session:<digest>", "string", "a console sign-in", "TRIAGE_AGENT_SESSION_HOURS (12 h)"),
-    KeySpec("apitoken:<digest>", "string", "an agent's API token", bound="one per agent account"),
-    KeySpec("login:failures:<who>", "string", "failed sign-ins (lockout)", "the lockout window (5 min)"),
+    KeySpec(
+        "agent:<agent_id>:tokens",
+        "hash",
+        "an agent's API tokens: token id → digest, created, expires",
+        bound="one per live token; expired and revoked ones are dropped when listed",
+    ),
+    KeySpec("apitoken:<digest>", "string", "an agent's API token", "TRIAGE_AGENT_TOKEN_DAYS (90 d)"),
+    KeySpec(
+        "login:failures:<who>",
+        "string",
+        "failed sign-ins per name and per client address (lockout)",
+        "the lockout window (5 min)",
+    ),
     KeySpec(
         "presence:<agent_id>", "hash", "online/away/offline and last heartbeat", bound="one per agent account"
     ),
@@ -287,6 +322,12 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("conv:{<cid>}:inbox", "string", "the process handling the conversation's message", "30 s lease"),
     KeySpec("conv:{<cid>}:file:<attachment_id>", "hash", "an attachment a platform user sent", RETENTION),
     KeySpec("alerts:rate:<robot>", "string", "alerts posted to a robot this minute", "60 s"),
+    KeySpec(
+        "rate:conversations:<address>",
+        "hash",
+        "a client address's token bucket for new conversations (TRIAGE_CONVERSATIONS_PER_MINUTE)",
+        "60 s after the last creation (a full bucket)",
+    ),
 )
 
 

@@ -39,7 +39,11 @@
       .then(function (j) { S.token = j.token; S.agent = j.agent; sessionStorage.setItem("agent-token", j.token); start(); })
       .catch(function (err) { $("login-error").textContent = err.message; });
   });
-  $("logout").addEventListener("click", function () { sessionStorage.removeItem("agent-token"); location.reload(); });
+  $("logout").addEventListener("click", function () {
+    // End the session on the server too (its consoles close everywhere), then forget it here.
+    var done = function () { sessionStorage.removeItem("agent-token"); location.reload(); };
+    fetch("/api/v1/agents/logout", { method: "POST", headers: { Authorization: "Bearer " + S.token } }).then(done, done);
+  });
   $("presence").addEventListener("change", function () { send({ type: "presence", status: $("presence").value }); });
   $("supervisor-toggle").addEventListener("click", function () { var o = $("overview"); o.hidden = !o.hidden; if (!o.hidden) loadOverview(); });
 

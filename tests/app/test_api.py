@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.app.conftest import Chat
+from tests.rasa_token import AUTH
 
 
 def test_create_conversation_returns_id_and_token(client: TestClient) -> None:
@@ -55,11 +56,12 @@ def test_another_conversations_token_is_refused(chat: Chat, client: TestClient) 
     assert response.status_code == 401 and "does not open" in response.json()["detail"]
 
 
-def test_unknown_conversation_is_404(client: TestClient, chat: Chat) -> None:
+def test_unknown_conversation_is_401_like_a_wrong_token(client: TestClient, chat: Chat) -> None:
+    """Existence is not told apart (tests/app/test_probing.py)."""
     response = client.post(
         "/api/v1/conversations/nope/messages", headers=chat.headers, json={"text": "hi", "client_msg_id": "1"}
     )
-    assert response.status_code == 404 and response.json()["error"] == "ConversationNotFound"
+    assert response.status_code == 401 and "does not open" in response.json()["detail"]
 
 
 def test_oversized_text_is_413_and_nothing_is_stored(chat: Chat, client: TestClient) -> None:
@@ -67,7 +69,7 @@ def test_oversized_text_is_413_and_nothing_is_stored(chat: Chat, client: TestCli
     assert response.status_code == 413
     assert "4,000" in response.json()["detail"]
     assert chat.events() == []
-    assert client.post("/model/parse", json={"text": "x" * 4001}).status_code == 413
+    assert client.post("/model/parse", headers=AUTH, json={"text": "x" * 4001}).status_code == 413
 
 
 @pytest.mark.parametrize(
@@ -130,19 +132,25 @@ def test_events_after_and_long_poll(chat: Chat, client: TestClient) -> None:
 def test_rasa_rest_webhook(client: TestClient) -> None:
     sender = "rasa-" + uuid.uuid4().hex[:6]
     response = client.post(
-        "/webhooks/rest/webhook", json={"sender": sender, "message": "how do I reset my password"}
+        "/webhooks/rest/webhook",
+        headers=AUTH,
+        json={"sender": sender, "message": "how do I reset my password"},
     )
     assert response.status_code == 200
     messages = response.json()
     assert messages and all(m["recipient_id"] == sender and m["text"] for m in messages)
     assert messages[0]["buttons"][0] == {"title": "Helpful", "payload": "/helpful"}
-    again = client.post("/webhooks/rest/webhook", json={"sender": sender, "message": "/not_helpful"}).json()
+    again = client.post(
+        "/webhooks/rest/webhook", headers=AUTH, json={"sender": sender, "message": "/not_helpful"}
+    ).json()
     assert "agent" in again[0]["text"]  # same conversation: the button answered the last answer
-    assert client.post("/webhooks/rest/webhook", json={"message": "hi"}).status_code == 422
+    assert client.post("/webhooks/rest/webhook", headers=AUTH, json={"message": "hi"}).status_code == 422
 
 
 def test_rasa_model_parse(client: TestClient) -> None:
-    body = client.post("/model/parse", json={"text": "发票查验失败 24442000000123456789"}).json()
+    body = client.post(
+        "/model/parse", headers=AUTH, json={"text": "发票查验失败 24442000000123456789"}
+    ).json()
     assert body["intent"]["name"] == "invoice_verification_failed"
     assert body["entities"][0]["entity"] == "invoice_number"
     assert {"text", "intent", "entities", "intent_ranking"} <= set(body)

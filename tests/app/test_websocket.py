@@ -97,7 +97,7 @@ def test_csat_and_typing_frames(client: TestClient, chat: Chat) -> None:
     [
         ("not json", 4400),
         (json.dumps({"type": "message", "text": "hi"}), 4400),
-        (json.dumps({"type": "hello", "conversation_id": "nope", "token": "x"}), 4404),
+        (json.dumps({"type": "hello", "conversation_id": "nope", "token": "x"}), 4401),  # as a wrong token
     ],
 )
 def test_bad_hello_is_refused_with_a_close_code(client: TestClient, first: str, code: int) -> None:

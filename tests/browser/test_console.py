@@ -78,6 +78,7 @@ def test_urgent_message_accepted_answered_resolved_and_rated(
         console.get_by_role("button", name="结束会话").click()
         expect(widget.locator(".tb-status")).to_contain_text("对话已结束")
         widget.get_by_role("button", name="5 / 5").click()
+        widget.get_by_role("button", name="提交评价").click()  # the rating has a comment box: sent together
         expect(widget.locator(".tb-csat")).to_contain_text("感谢您的评价")
         widget.screenshot(path=str(tmp_path / "widget.png"))
     finally:

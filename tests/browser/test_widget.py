@@ -34,7 +34,7 @@ def test_kb_question_in_chinese_then_not_helpful(page: Any, live_server: LiveSer
     answer = page.locator(".tb-bot").filter(has_text="可以这样处理")
     expect(answer).to_be_visible()
     expect(answer.get_by_role("button", name="有帮助")).to_be_visible()
-    expect(answer.locator("a.tb-link")).to_have_attribute("href", "/kb/zh-verify-info-mismatch")
+    expect(answer.locator("a.tb-card")).to_have_attribute("href", "/kb/zh-verify-info-mismatch")
     answer.get_by_role("button", name="没帮助").click()
     offer = page.locator(".tb-bot").filter(has_text="转接人工客服")
     expect(offer.get_by_role("button", name="转人工客服")).to_be_visible()
@@ -105,10 +105,12 @@ def test_csat_after_resolution(page: Any, live_server: LiveServer) -> None:
             pool.submit(asyncio.run, _append(live_server, conversation, event)).result()
     expect(page.locator(".tb-status")).to_contain_text("对话已结束")
     page.get_by_role("button", name="4 / 5").click()
+    page.get_by_label("还有什么想告诉我们的？（可选）").fill("客服很耐心")
+    page.get_by_role("button", name="提交评价").click()
     expect(page.locator(".tb-csat")).to_contain_text("感谢您的评价")
     with ThreadPoolExecutor(1) as pool:
         events = pool.submit(asyncio.run, _events(live_server, conversation)).result()
-    assert any(e["type"] == "csat" and e["score"] == 4 for e in events)
+    assert any(e["type"] == "csat" and e["score"] == 4 and e["comment"] == "客服很耐心" for e in events)
 
 
 async def _append(server: LiveServer, conversation_id: str, event: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from bot.store.keys import Keys
 from tests.channels.conftest import CallbackServer
 from tests.conftest import DATA_DIR, KB_DIR, ROOT
 from tests.live import free_port, wait_until_ready
+from tests.rasa_token import TOKEN as RASA_TOKEN
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +57,7 @@ def apps(
                 "TRIAGE_VAR_DIR": str(var),
                 "TRIAGE_ROTA_FILE": str(var / "rota.yml"),
                 "TRIAGE_RASA_CALLBACK_URL": callback_server.url,
+                "TRIAGE_RASA_WEBHOOK_TOKEN": RASA_TOKEN,
                 "TRIAGE_OUTBOX_LEASE_SECONDS": "2",
                 "TRIAGE_OUTBOX_BACKOFF_SECONDS": "0.05",
             }
@@ -101,7 +103,10 @@ def test_a_killed_process_delivery_is_taken_over_by_the_other(
     prefix, (first, second) = apps
     callback_server.stall_first = True
     response = httpx.post(
-        f"{first.url}/webhooks/callback/webhook", json={"sender": "k1", "message": "你好"}, timeout=30
+        f"{first.url}/webhooks/callback/webhook",
+        params={"token": RASA_TOKEN},
+        json={"sender": "k1", "message": "你好"},
+        timeout=30,
     )
     assert response.status_code == 200 and response.text == "success"
     cid = conversation_id("callback", "k1")

@@ -16,6 +16,7 @@ from bot.nlu.pipeline import NLUPipeline
 from bot.settings import Settings
 from tests.channels.conftest import CallbackServer
 from tests.gateway.conftest import Agent
+from tests.rasa_token import AUTH
 from triagebot.app import create_app
 
 
@@ -45,7 +46,9 @@ def transcript(client: TestClient, cid: str) -> list[dict[str, Any]]:
 
 def rest(client: TestClient, sender: str, text: str, **metadata: str) -> list[dict[str, Any]]:
     response = client.post(
-        "/webhooks/rest/webhook", json={"sender": sender, "message": text, "metadata": metadata or None}
+        "/webhooks/rest/webhook",
+        headers=AUTH,
+        json={"sender": sender, "message": text, "metadata": metadata or None},
     )
     assert response.status_code == 200, response.text
     replies: list[dict[str, Any]] = response.json()
@@ -102,7 +105,9 @@ def test_a_retried_rest_message_is_answered_once_and_pushes_nothing(
 def test_callback_channel_answers_success_and_posts_the_replies(
     app: TestClient, callback_server: CallbackServer
 ) -> None:
-    response = app.post("/webhooks/callback/webhook", json={"sender": "c1", "message": "发票查验失败"})
+    response = app.post(
+        "/webhooks/callback/webhook", headers=AUTH, json={"sender": "c1", "message": "发票查验失败"}
+    )
     assert response.status_code == 200 and response.text == "success"
     cid = conversation_id("callback", "c1")
     replies = [e for e in transcript(app, cid) if e.get("role") == "bot"]
@@ -117,7 +122,7 @@ def test_a_callback_url_that_fails_twice_still_gets_the_message_once(
     app: TestClient, callback_server: CallbackServer
 ) -> None:
     callback_server.fail_first = 2
-    app.post("/webhooks/callback/webhook", json={"sender": "c2", "message": "你好"})
+    app.post("/webhooks/callback/webhook", headers=AUTH, json={"sender": "c2", "message": "你好"})
     callback_server.wait_for(lambda s: s.delivered)
     assert len(callback_server.received) == 3  # two 500s, then the 200
     assert len(callback_server.message_ids()) == 1
@@ -131,8 +136,8 @@ def test_a_callback_url_that_always_fails_leaves_a_note_for_agents_only(
 ) -> None:
     callback_server.always_fail = True
     cid = conversation_id("callback", "c3")
-    app.post("/webhooks/callback/webhook", json={"sender": "c3", "message": "你好"})
-    app.post("/webhooks/callback/webhook", json={"sender": "c3", "message": "谢谢"})
+    app.post("/webhooks/callback/webhook", headers=AUTH, json={"sender": "c3", "message": "你好"})
+    app.post("/webhooks/callback/webhook", headers=AUTH, json={"sender": "c3", "message": "谢谢"})
 
     def failures() -> list[dict[str, Any]]:
         return [e for e in transcript(app, cid) if e["type"] == "delivery_failed"]
@@ -151,7 +156,9 @@ def test_the_callback_channel_is_off_without_a_callback_url(
     settings: Settings, nlu: NLUPipeline, knowledge_base: KnowledgeBase
 ) -> None:
     with TestClient(create_app(settings, nlu=nlu, kb=knowledge_base)) as client:
-        response = client.post("/webhooks/callback/webhook", json={"sender": "c4", "message": "你好"})
+        response = client.post(
+            "/webhooks/callback/webhook", headers=AUTH, json={"sender": "c4", "message": "你好"}
+        )
         assert response.status_code == 404
         assert "TRIAGE_RASA_CALLBACK_URL" in response.json()["detail"]
         # The REST channel still answers synchronously, and follows nothing.

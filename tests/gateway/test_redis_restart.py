@@ -44,6 +44,7 @@ def app(
 ) -> Iterator[LiveServer]:
     env = {
         "TRIAGE_REDIS_MAX_CONNECTIONS": str(POOL),
+        "TRIAGE_CONVERSATIONS_PER_MINUTE": "0",  # a thousand conversations from this one address
         "TRIAGE_HEARTBEAT_SECONDS": "2",
         "TRIAGE_PRESENCE_GRACE_SECONDS": "6",
     }

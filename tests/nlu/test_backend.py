@@ -15,6 +15,7 @@ from bot.nlu.backend import NativeBackend, NLUBackend, ParseContext
 from bot.nlu.pipeline import NLUPipeline
 from bot.settings import Settings
 from tests.app.conftest import Chat
+from tests.rasa_token import AUTH
 from triagebot.app import create_app
 
 
@@ -72,5 +73,5 @@ def test_the_engine_runs_on_any_backend_that_keeps_the_contract(
         assert chat.last["state"] == "bot"
         chat.say("我要转人工")
         assert chat.last["state"] in ("queued", "waiting")
-        parsed = client.post("/model/parse", json={"text": "转人工"}).json()
+        parsed = client.post("/model/parse", headers=AUTH, json={"text": "转人工"}).json()
         assert parsed["intent"] == {"name": "request_human", "confidence": 0.99}

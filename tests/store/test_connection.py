@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from bot.store.connection import connect
 from bot.store.conversations import ConversationStore
+from tests.live import RedisServer
 
 
 async def test_pool_serves_more_blocked_readers_than_redis_py_default(
@@ -40,3 +43,35 @@ async def test_embedded_redis_persists_under_var(tmp_path: Path) -> None:
     finally:
         await again.close()
     assert (tmp_path / "redis" / "triage.rdb").exists()
+
+
+def test_pooled_connections_carry_the_retry_policy(redis_url: str) -> None:
+    """redis-py ignores a client's retry when the client is given a pool: it must be on the pool's
+    connections, or every connection a Redis restart closed fails its next command."""
+    handle = connect(redis_url, Path("unused"))
+    try:
+        pooled = handle.client.connection_pool.make_connection()
+        assert pooled.retry.get_retries() >= 1
+        assert RedisConnectionError in pooled.retry._supported_errors
+        hub = handle.subscriber.connection_pool.make_connection()
+        assert hub.retry.get_retries() == 0  # the hub re-syncs itself after a dropped subscription
+    finally:
+        asyncio.run(handle.close())
+
+
+async def test_every_pooled_connection_survives_a_redis_restart(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis").start()
+    handle = connect(server.url, tmp_path, max_connections=64)
+    try:
+        # 40 connections in the pool, each in use once (a blocking read holds each one).
+        await asyncio.gather(*(handle.client.blpop([f"k{i}"], timeout=0.2) for i in range(40)))
+        assert len(handle.client.connection_pool._available_connections) >= 40
+        server.stop()
+        server.start()  # same port: every pooled connection is now a dead socket
+        results = await asyncio.gather(
+            *(handle.client.set(f"after:{i}", "1") for i in range(40)), return_exceptions=True
+        )
+        assert [r for r in results if r is not True] == []
+    finally:
+        await handle.close()
+        server.stop()

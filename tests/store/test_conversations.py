@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aredis
 
-from bot.store.conversations import ConversationNotFound, ConversationStore
+from bot.store.conversations import CLAIM_MS, RESPONSE_MS, ConversationNotFound, ConversationStore
 
 
 @pytest.fixture
@@ -64,3 +65,29 @@ async def test_duplicate_ids_and_missing_conversations(store: ConversationStore)
     assert (await store.get_or_create("fixed", "rest"))["channel"] == "web"
     with pytest.raises(ConversationNotFound):
         await store.require("missing")
+
+
+async def test_a_dead_process_claim_lapses_and_a_retry_takes_over(store: ConversationStore) -> None:
+    """A process killed between claiming a message and completing it leaves a claim that lapses in
+    CLAIM_MS (30 s), not the retention period: the retry then processes the message instead of failing."""
+    cid = (await store.create("web"))["conversation_id"]
+    assert await store.claim(cid, "m1") is None  # ... and the process dies here
+    key = store.keys.idempotency(cid, "m1")
+    assert 0 < await store.redis.pttl(key) <= CLAIM_MS
+    await store.redis.pexpire(key, 200)  # 30 s later, fast-forwarded
+    started = time.monotonic()
+    assert await store.claim(cid, "m1", wait_s=5) is None  # the retry takes the message over
+    assert time.monotonic() - started < 2
+
+
+async def test_idempotency_records_are_keyed_by_a_digest_and_kept_briefly(store: ConversationStore) -> None:
+    """The client's id never becomes a key as sent (a 10 MB Rasa message_id would), and a finished
+    message's response is kept for retries for a day, not for the transcript's retention."""
+    cid = (await store.create("web"))["conversation_id"]
+    huge = "13800138000-" + "x" * 10_000
+    assert await store.claim(cid, huge) is None
+    await store.complete(cid, huge, {"replies": []})
+    [key] = [k async for k in store.redis.scan_iter(f"{store.prefix}conv:{{{cid}}}:idem:*")]
+    assert len(key) < len(store.prefix) + len(cid) + 100 and "13800138000" not in key
+    assert 0 < await store.redis.pttl(key) <= RESPONSE_MS <= 86_400_000
+    assert await store.claim(cid, huge) == {"replies": []}

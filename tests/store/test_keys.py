@@ -26,7 +26,9 @@ from triagebot.app import create_app
 EXERCISED = {
     "conv:{<cid>}",
     "conv:{<cid>}:events",
-    "conv:{<cid>}:idem:<client_msg_id>",
+    "conv:{<cid>}:idem:<digest>",
+    "conv:{<cid>}:rate",
+    "rate:conversations:<address>",
     "{desk}:conv:<cid>",
     "{desk}:conv:<cid>:skipped",
     "{desk}:conv:<cid>:prefer",
@@ -43,6 +45,7 @@ EXERCISED = {
     "agents",
     "agents:by_name",
     "agent:<agent_id>",
+    "agent:<agent_id>:tokens",
     "session:<digest>",
     "apitoken:<digest>",
     "login:failures:<who>",
