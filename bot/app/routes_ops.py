@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.app.deps import services
 from bot.app.errors import REDIS_DOWN
+from bot.app.schemas import ErrorOut
 from bot.engine import Services
 from bot.errors import NotFound
 from bot.kb import page as kb_page_view
@@ -49,7 +50,11 @@ async def metrics(svc: Annotated[Services, Depends(services)]) -> Response:
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/api/v1/kb/{article_id}", tags=["kb"])
+@router.get(
+    "/api/v1/kb/{article_id}",
+    tags=["kb"],
+    responses={404: {"model": ErrorOut, "description": "No article with this id"}},
+)
 async def kb_article(article_id: str, svc: Annotated[Services, Depends(services)]) -> dict[str, Any]:
     """One knowledge-base article."""
     article = svc.kb.article(article_id)
