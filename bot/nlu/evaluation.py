@@ -8,7 +8,7 @@ import logging
 import statistics
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,6 +237,18 @@ def evaluate(
     return report
 
 
+def cv_folds(data: TrainingData, folds: int, seed: int) -> Iterator[tuple[int, TrainingData, list[Example]]]:
+    """Stratified k-fold splits of ``data`` (fold number from 1, training data with the tables, test examples):
+    every backend's cross-validation uses these, so their figures compare on the same folds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    examples = data.examples
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(examples, [ex.intent for ex in examples]), 1):
+        train = TrainingData([examples[i] for i in train_idx], data.synonyms, data.regexes, data.lookups)
+        yield fold, train, [examples[i] for i in test_idx]
+
+
 def cross_validate(
     data: TrainingData,
     config: PipelineConfig,
@@ -247,25 +259,20 @@ def cross_validate(
 ) -> dict[str, Any]:
     """Stratified k-fold over all examples, out-of-scope ones included: each is tested exactly once by a
     model that never saw it (whether the classifier trains on out_of_scope is its own config)."""
-    from sklearn.model_selection import StratifiedKFold
-
     progress = progress or (lambda stage: None)
-    examples = data.examples
-    labels = [ex.intent for ex in examples]
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     scored: list[Scored] = []
     train_seconds = []
-    for fold, (train_idx, test_idx) in enumerate(splitter.split(examples, labels), 1):
+    for fold, train, test in cv_folds(data, folds, seed):
         progress(f"fold {fold}/{folds}")
-        train = TrainingData([examples[i] for i in train_idx], data.synonyms, data.regexes, data.lookups)
         pipeline = NLUPipeline.train(train, config, context)
         train_seconds.append(pipeline.meta["train_seconds"])
-        scored.extend(score_examples(pipeline, [examples[i] for i in test_idx]))
-    report = metrics(scored, config.param("fallback", "threshold"), sorted(set(labels) - {OUT_OF_SCOPE}))
+        scored.extend(score_examples(pipeline, test))
+    labels = {ex.intent for ex in data.examples}
+    report = metrics(scored, config.param("fallback", "threshold"), sorted(labels - {OUT_OF_SCOPE}))
     report.update(
         folds=folds,
         train_seconds=round(statistics.fmean(train_seconds), 3),
-        n_train=len(examples),
+        n_train=len(data.examples),
         threshold_source="config",
     )
     report["_scored"] = scored

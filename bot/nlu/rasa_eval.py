@@ -20,7 +20,7 @@ from typing import Any
 
 from bot.nlu.backend import NLUBackend, ParseContext
 from bot.nlu.config import PipelineConfig
-from bot.nlu.evaluation import Scored, Threshold, choose_threshold, metrics
+from bot.nlu.evaluation import Scored, Threshold, choose_threshold, cv_folds, metrics
 from bot.nlu.pipeline import NLUPipeline, Progress
 from bot.nlu.rasa_backend import ENRICHING, RasaBackend
 from bot.nlu.rasa_project import DEFAULT_VENV, Classifier, RasaServer, export_project, train_project
@@ -152,31 +152,26 @@ def cross_validate_rasa(
     options: RasaOptions | None = None,
 ) -> dict[str, Any]:
     """:func:`bot.nlu.evaluation.cross_validate`'s folds (same splitter, same seed), with Rasa classifying."""
-    from sklearn.model_selection import StratifiedKFold
-
     progress, options = progress or (lambda stage: None), options or RasaOptions()
-    examples = data.examples
-    labels = [ex.intent for ex in examples]
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     workdir = _workdir(options)
     scored: list[Scored] = []
     train_seconds = []
-    for fold, (train_idx, test_idx) in enumerate(splitter.split(examples, labels), 1):
-        train = TrainingData([examples[i] for i in train_idx], data.synonyms, data.regexes, data.lookups)
+    for fold, train, test in cv_folds(data, folds, seed):
         trained = _Trained(
             train, config, context, workdir / f"fold{fold}", options, _prefixed(progress, fold, folds)
         )
         try:
-            scored.extend(score_backend(trained.backend, [examples[i] for i in test_idx]))
+            scored.extend(score_backend(trained.backend, test))
         finally:
             trained.close()
         train_seconds.append(trained.train_seconds)
-    report = metrics(scored, config.param("fallback", "threshold"), sorted(set(labels) - {OUT_OF_SCOPE}))
+    labels = {ex.intent for ex in data.examples}
+    report = metrics(scored, config.param("fallback", "threshold"), sorted(labels - {OUT_OF_SCOPE}))
     report.update(
         backend=f"rasa-{options.classifier.value}",
         folds=folds,
         train_seconds=round(statistics.fmean(train_seconds), 3),
-        n_train=len(examples),
+        n_train=len(data.examples),
         threshold_source="config",
     )
     report["_scored"] = scored
