@@ -9,7 +9,7 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -17,6 +17,15 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SHARED = Path(os.environ.get("TRIAGE_SHARED_DIR", ROOT.parent / "shared"))
 DATASETS = SHARED / "datasets"
+# The exit status of a benchmark that could not run here (a dataset or an optional package missing):
+# `make bench` reports the step as skipped, with the reason the step printed, and keeps its old figures.
+SKIPPED = 75
+
+
+def skip(reason: str) -> NoReturn:
+    """End this benchmark as not run, saying why and what to do."""
+    print(f"skipped: {reason}", file=sys.stderr, flush=True)
+    raise SystemExit(SKIPPED)
 
 
 def machine() -> dict[str, Any]:

