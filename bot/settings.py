@@ -216,3 +216,12 @@ class Settings(BaseSettings):
     @property
     def kb_index_path(self) -> Path:
         return self.model_dir / "kb"
+    attachments_url: str = Field(
+        "",
+        description="Where attachment bytes are kept: empty for var/attachments, a folder, or s3://bucket/prefix "
+        "(boto3: `pip install 'triagebot[s3]'`, AWS_* credentials). Redis keeps only their metadata.",
+    )
+    s3_endpoint_url: str = Field(
+        "",
+        description="With an s3:// attachments URL: the endpoint of an S3-compatible service (MinIO, Ceph).",
+    )

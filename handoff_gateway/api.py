@@ -178,9 +178,7 @@ async def attachment(conversation_id: str, attachment_id: str, agent: AgentDep, 
     await gw.desk.viewable(agent, conversation_id)
     logger.info("agent %s opened attachment %s of %s", agent.id, attachment_id, conversation_id)
     store = gw.desk.store
-    found = await AttachmentStore(store.redis, store.keys, store.retention_ms).get(
-        conversation_id, attachment_id
-    )
+    found = await AttachmentStore.open(store, gw.settings).get(conversation_id, attachment_id)
     if found is None:
         raise NotFound(f"no attachment {attachment_id!r} in conversation {conversation_id}")
     quoted = urllib.parse.quote(found.filename)

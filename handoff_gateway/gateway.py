@@ -35,6 +35,7 @@ class Gateway:
         metrics: Metrics | None = None,
     ) -> None:
         redis = store.redis
+        self.settings = settings
         self.alerts = Alerts.from_settings(settings, redis, metrics.registry if metrics else None)
         self.agents = AgentStore(
             redis,

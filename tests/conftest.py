@@ -17,7 +17,7 @@ from bot.nlu.pipeline import NLUPipeline
 from bot.nlu.training_data import load_training_data
 from bot.settings import Settings
 from tests.identity_tokens import SECRET as IDENTITY_SECRET
-from tests.live import RedisServer, reachable
+from tests.live import RedisServer, free_port, reachable
 from tests.rasa_token import TOKEN as RASA_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,3 +101,28 @@ def settings(tmp_path: Path, redis_url: str, redis_prefix: str, model_dir: Path)
         identity_secret=SecretStr(IDENTITY_SECRET),  # tests/identity_tokens.py signs with it
         rasa_webhook_token=SecretStr(RASA_TOKEN),  # tests/rasa_token.py; the Rasa endpoints are off without
     )
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 HTTP server (moto's) on a free loopback port, for the attachment store's bucket."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3's credentials and region from the environment, as a deployment would give them."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)

@@ -43,11 +43,13 @@ from bot.nlu.pipeline import NLUPipeline
 from bot.nlu.training_data import load_training_data
 from bot.outbox import Outbox
 from bot.settings import Settings
+from bot.store.attachments import AttachmentStore
 from bot.store.connection import connect
 from bot.store.conversations import ConversationStore
 from bot.store.handoffs import HandoffStore
 from bot.store.keys import Keys
 from bot.store.rates import RateLimits
+from bot.tasks import cancel_and_wait
 from bot.vocabulary import Channel as ChannelName
 
 logger = logging.getLogger(__name__)
@@ -153,6 +155,9 @@ def build_app(
         for stream in app.state.streams:
             await stream.start()
         started: list[AppExtension] = []
+        sweeper = asyncio.create_task(
+            AttachmentStore.open(services.store, settings).sweep_forever(), name="attachment-sweep"
+        )
         try:
             for extension in extensions:
                 await extension.start(app, services)
@@ -176,6 +181,7 @@ def build_app(
             await handle.close()
             if (close_nlu := getattr(services.nlu, "aclose", None)) is not None:
                 await close_nlu()  # the rasa backend's HTTP connections
+            await cancel_and_wait([sweeper])
             cpu.shutdown()
 
     app = FastAPI(

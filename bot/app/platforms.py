@@ -52,7 +52,7 @@ class PlatformIntake:
     ) -> None:
         self.s, self.engine, self.outbox, self.channels = services, engine, outbox, channels
         store = services.store
-        self.attachments = AttachmentStore(store.redis, store.keys, store.retention_ms)
+        self.attachments = AttachmentStore.open(store, services.settings)
         self._media_slots = asyncio.Semaphore(MEDIA_AT_ONCE)
 
     async def handle(self, message: Message) -> None:

@@ -48,7 +48,7 @@ def body_allowance(max_attachment_bytes: int) -> tuple[str, int]:
 
 
 def _store(svc: Services) -> AttachmentStore:
-    return AttachmentStore(svc.store.redis, svc.store.keys, svc.store.retention_ms)
+    return AttachmentStore.open(svc.store, svc.settings)
 
 
 async def _conversation(svc: Services, conversation_id: str) -> dict[str, str]:

@@ -172,7 +172,7 @@ class Keys:
         return f"{self.prefix}conv:{{{cid}}}:sent:{digest}"
 
     def attachment(self, cid: str, attachment_id: str) -> str:
-        """A file, image or voice message a user sent from a chat platform (the agent opens it)."""
+        """The metadata of a file, image or voice message a user attached or sent from a chat platform."""
         return f"{self.prefix}conv:{{{cid}}}:file:{attachment_id}"
 
     def creation_rate(self, address: str) -> str:
@@ -320,7 +320,12 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("pace:<channel>:<app>:<user>", "sorted set", "sends to a user in the last minute", "60 s"),
     KeySpec("conv:{<cid>}:sent:<digest>", "string", "a delivered part of a split message", "10 min"),
     KeySpec("conv:{<cid>}:inbox", "string", "the process handling the conversation's message", "30 s lease"),
-    KeySpec("conv:{<cid>}:file:<attachment_id>", "hash", "an attachment a platform user sent", RETENTION),
+    KeySpec(
+        "conv:{<cid>}:file:<attachment_id>",
+        "hash",
+        "an attachment's metadata (its bytes: var/attachments or TRIAGE_ATTACHMENTS_URL)",
+        RETENTION,
+    ),
     KeySpec("alerts:rate:<robot>", "string", "alerts posted to a robot this minute", "60 s"),
     KeySpec(
         "rate:conversations:<address>",

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import zipfile
 from typing import Any
 
+import boto3
 import pytest
+import redis as sync_redis
 from fastapi.testclient import TestClient
 
 from bot.filetypes import NotAllowed, safe_filename, sniff
+from bot.kb.search import KnowledgeBase
+from bot.nlu.pipeline import NLUPipeline
 from bot.settings import Settings
+from bot.store.blobs import blob_name
+from bot.store.keys import Keys
 from tests.app.conftest import Chat
 from triagebot.app import create_app
 
@@ -160,3 +168,62 @@ def test_agents_open_the_same_url_through_the_desk(client: TestClient) -> None:
     assert served.headers["x-content-type-options"] == "nosniff"
     assert client.get(url, headers=agent.headers).status_code == 403  # not one of this agent's conversations
     assert client.get(url, headers={"Authorization": "Bearer agt_nonsense"}).status_code == 401
+
+
+def test_the_bytes_live_on_disk_under_var_and_redis_keeps_only_metadata(
+    chat: Chat, settings: Settings
+) -> None:
+    content = PNG + bytes(200_000)
+    body = upload(chat, "big.png", content).json()
+    redis = sync_redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    record = redis.hgetall(Keys(settings.redis_prefix).attachment(chat.id, body["attachment_id"]))
+    assert "content" not in record and int(record["size"]) == len(content)
+    assert record["sha256"] == hashlib.sha256(content).hexdigest()
+    assert redis.pttl(Keys(settings.redis_prefix).attachment(chat.id, body["attachment_id"])) > 0
+    assert (settings.var_dir / "attachments" / record["blob"]).read_bytes() == content
+    assert max(len(v) for v in record.values()) < 200  # no bytes, no base64 of them
+
+
+def test_a_record_written_before_the_blob_store_is_still_served(chat: Chat, settings: Settings) -> None:
+    keys = Keys(settings.redis_prefix)
+    redis = sync_redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    redis.hset(
+        keys.attachment(chat.id, "0123abcd"),
+        mapping={
+            "content": base64.b64encode(PDF).decode(),
+            "content_type": "application/pdf",
+            "filename": "x.pdf",
+        },
+    )
+    served = chat.client.get(f"/api/v1/conversations/{chat.id}/attachments/0123abcd", headers=chat.headers)
+    assert served.status_code == 200 and served.content == PDF
+
+
+def test_bytes_gone_from_the_store_are_404_not_500(chat: Chat, settings: Settings) -> None:
+    body = upload(chat, "screen.png", PNG).json()
+    for path in (settings.var_dir / "attachments").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    gone = chat.client.get(body["url"], headers=chat.headers)
+    assert gone.status_code == 404 and gone.json()["error"] == "NotFound"
+
+
+def test_with_an_s3_bucket_configured_uploads_go_to_the_bucket(
+    settings: Settings,
+    nlu: NLUPipeline,
+    knowledge_base: KnowledgeBase,
+    s3_endpoint: str,
+    s3_env: None,
+) -> None:
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="triage-uploads")
+    on_s3 = settings.model_copy(
+        update={"attachments_url": "s3://triage-uploads/prod", "s3_endpoint_url": s3_endpoint}
+    )
+    with TestClient(create_app(on_s3, nlu=nlu, kb=knowledge_base)) as client:
+        chat = Chat(client)
+        body = upload(chat, "invoice.pdf", PDF).json()
+        served = client.get(body["url"], headers=chat.headers)
+    assert served.status_code == 200 and served.content == PDF
+    listed = boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket="triage-uploads")
+    assert [o["Key"] for o in listed["Contents"]] == [f"prod/{blob_name(chat.id, body['attachment_id'])}"]
+    assert not (settings.var_dir / "attachments").exists()
