@@ -6,7 +6,7 @@ TRIAGE := $(VENV)/bin/triage
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-e5 run shell train index test lint format eval bench bench-e5 bench-rasa clean rasa test-rasa
+.PHONY: help install install-e5 run shell train index test lint format eval bench bench-e5 bench-load bench-rasa clean rasa test-rasa
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,6 +58,10 @@ bench: install ## Run every benchmark; writes benchmarks/results/*.json and docs
 
 bench-e5: install-e5 ## The NLU benchmarks with the e5 encoder instead of USE (about 30 minutes)
 	$(PY) -m benchmarks.nlu e5
+	$(PY) -m benchmarks.report
+
+bench-load: install ## Load: 1k/5k/10k widget sockets on two processes, 50 agents, the knee, 1/2/4 processes (~25 min)
+	$(PY) -m benchmarks.load $(ARGS)
 	$(PY) -m benchmarks.report
 
 bench-rasa: install rasa ## Native vs Rasa DIET and LogisticRegression, same splits (~1 h+; ARGS="--epochs 30 ...")

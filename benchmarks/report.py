@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from benchmarks.common import RESULTS, ROOT
+from benchmarks.load_report import load_section
 
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -970,6 +971,7 @@ def main() -> None:
     lines += gateway_section()
     lines += loop_lag_section()
     lines += sockets_section()
+    lines += load_section(_machine)
     lines += platforms_section()
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(lines) + "\n", encoding="utf-8")

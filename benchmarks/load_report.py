@@ -1,0 +1,124 @@
+"""The "Under load" section of docs/benchmarks.md, from benchmarks/results/load.json (``make bench-load``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from benchmarks.common import RESULTS
+
+
+def _ms(stats: dict[str, float]) -> str:
+    if not stats:
+        return "–"
+    return f"{stats['p50']:.0f} / {stats['p99']:.0f}"
+
+
+def _row(run: dict[str, Any]) -> str:
+    bad = run["lost"] + run["duplicated"] + run["out_of_order"]
+    idle = run.get("idle", {}).get("server_cpu_percent_of_machine")
+    return (
+        f"| {run['sockets']:,} | {run['processes']} | {run['offered_messages_per_second']:.0f} | "
+        f"{run['messages_per_second']:.0f} | {_ms(run['reply_ms'])} | {_ms(run['offer_ms'])} | "
+        f"{_ms(run['relay_user_to_agent_ms'])} | {_ms(run['relay_agent_to_user_ms'])} | "
+        f"{run['lost']} / {run['duplicated']} / {run['out_of_order']}{' **!**' if bad else ''} | "
+        f"{run['unanswered']} | {run['sockets_failed_to_open']} | {run['server_cpu_percent_of_machine']}% | "
+        f"{'–' if idle is None else f'{idle}%'} | {run['server_kib_per_socket']:.0f} | {run['redis_clients']} |"
+    )
+
+
+HEADER = [
+    "| sockets | processes | offered msg/s | sent msg/s | bot reply ms p50 / p99 | offer ms | user→agent ms | "
+    "agent→user ms | lost / dup / out of order | unanswered | sockets not opened | server CPU (machine) | "
+    "idle CPU | server KiB per socket | Redis clients |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def load_section(machine: Any) -> list[str]:
+    """``machine``: report.py's one-line description of where a result was measured."""
+    path = RESULTS / "load.json"
+    if not path.exists():
+        return []
+    result = json.loads(path.read_text(encoding="utf-8"))
+    out = [
+        "## Under load: thousands of widget sockets, 50 agents, two app processes",
+        "",
+        f"Measured on: {machine(result)}{' (a --quick smoke run: small sizes)' if result.get('quick') else ''}. "
+        f"{result['server']}; {result['client']}. Each step: sockets arrive (500 a second), 50 agent consoles "
+        "sign in and go online, then mixed traffic — KB questions, 1% urgent messages that go straight to an "
+        "agent, who answers each user message and resolves after three — then the sockets are held idle with "
+        f"{result['heartbeat_seconds']} s heartbeats. Every socket checks it saw seqs 1..N of its conversation "
+        "exactly once, in order. `make bench-load` (`benchmarks/load.py`).",
+        "",
+    ]
+    if result.get("sockets"):
+        out += ["### Sockets held open, 0.1 message per socket per second", "", *HEADER]
+        out += [_row(run) for run in result["sockets"]]
+        out.append("")
+    knee = result.get("knee")
+    if knee:
+        found = knee["knee_messages_per_second"]
+        out += [
+            f"### The knee: {knee['sockets']:,} sockets, the offered rate stepped up",
+            "",
+            (
+                f"The bot reply p99 passes {knee['p99_target_ms']:.0f} ms at **{found} messages/s offered**"
+                + (
+                    f"; the last step under it delivered {knee['last_under_target']} messages/s."
+                    if knee["last_under_target"]
+                    else ", the first step."
+                )
+                if found
+                else f"The reply p99 stayed under {knee['p99_target_ms']:.0f} ms at every step."
+            ),
+            "",
+            *HEADER,
+            *[_row(run) for run in knee["steps"]],
+            "",
+        ]
+        profile = knee.get("profile") or {}
+        if profile.get("share_percent"):
+            out += [
+                f"Where one app process spends its time at the knee (py-spy, {profile['samples']:,} samples over "
+                f"{profile['seconds']:.0f} s, each stack counted once under its innermost known part):",
+                "",
+                "| part | share of samples |",
+                "|---|---|",
+                *[f"| {part} | {share}% |" for part, share in profile["share_percent"].items()],
+                "",
+                "Top functions: "
+                + "; ".join(f"`{name}` {share}%" for name, share in profile["top_functions"][:8])
+                + ".",
+                "",
+            ]
+        elif profile.get("skipped"):
+            out += [f"Profile not taken: {profile['skipped']}.", ""]
+    if result.get("processes"):
+        runs = result["processes"]
+        out += [
+            f"### 1, 2 and 4 app processes, {runs[0]['sockets']:,} sockets, "
+            f"{runs[0]['offered_messages_per_second']:.0f} messages/s offered",
+            "",
+            *HEADER,
+            *[_row(run) for run in runs],
+            "",
+            "| processes | server CPU ms per message |",
+            "|---|---|",
+            *[f"| {run['processes']} | {run['server_cpu_ms_per_message']} |" for run in runs],
+            "",
+        ]
+    if result.get("history"):
+        out += [
+            "### Reply latency by conversation length (all steps' samples)",
+            "",
+            "| events already in the conversation | p50 ms | p99 ms | samples |",
+            "|---|---|---|---|",
+            *[
+                f"| {h['events_before']} | {h['p50']:.0f} | {h['p99']:.0f} | {h['samples']:,} |"
+                for h in result["history"]
+            ],
+            "",
+        ]
+    out += ["![load](../benchmarks/results/load.png)", ""]
+    return out
