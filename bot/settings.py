@@ -225,3 +225,8 @@ class Settings(BaseSettings):
         "",
         description="With an s3:// attachments URL: the endpoint of an S3-compatible service (MinIO, Ceph).",
     )
+    contact_key: SecretStr | None = Field(
+        None,
+        description="Fernet key sealing the e-mail/phone users leave on tickets (unset: one made under var/; "
+        "several machines must share one).",
+    )

@@ -28,6 +28,7 @@ from bot.app.routes_ops import router as ops_router
 from bot.app.routes_platforms import accept_dingtalk
 from bot.app.routes_platforms import router as platforms_router
 from bot.app.routes_rasa import router as rasa_router
+from bot.app.routes_tickets import router as tickets_router
 from bot.app.ws_chat import router as ws_router
 from bot.channels.dingtalk import DingTalkChannel
 from bot.channels.dingtalk_stream import DingTalkStream
@@ -200,6 +201,7 @@ def build_app(
     app.include_router(rasa_router)
     app.include_router(platforms_router)
     app.include_router(ops_router)
+    app.include_router(tickets_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for extension in extensions:
         extension.install(app)

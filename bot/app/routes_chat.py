@@ -41,7 +41,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "Redis unavailable; retry after Retry-After seconds"},
 }
 MAX_WAIT_SECONDS = 30.0
-INTERNAL_TICKET_FIELDS = frozenset({"customer_key", "created_ms", "assigned_to", "updated_at"})
+INTERNAL_TICKET_FIELDS = frozenset(
+    {"customer_key", "created_ms", "assigned_to", "updated_at", "contact_sealed", "contact_at"}
+)
 HISTORY_SIZE = 50  # a verified customer's newest conversations kept for the agent's context card
 
 

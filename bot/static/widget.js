@@ -21,7 +21,13 @@
           identity: "登录状态已失效，请刷新页面后重试", welcome: "您好！我是报销与发票助手。请描述遇到的问题，或选择一个常见问题：",
           topics: ["发票查验失败", "收不到验证码", "报销单提交失败", "导出失败", "转人工"],
           newChat: "新对话", attach: "添加附件", unread: "{n} 条新消息", uploadFailed: "上传失败：", file: "附件",
-          download: "下载" },
+          download: "下载",
+          tickets: "我的工单", noTickets: "还没有工单", back: "返回对话", due: "首次回复截止 {due}",
+          ticketStatus: { open: "待处理", assigned: "处理中", resolved: "已解决", cancelled: "已取消" },
+          tiers: { urgent: "紧急", important: "重要", normal: "一般" },
+          contactAsk: "现在无人值班。留下邮箱或手机号，工单有回复时我们通知您：", contactPlaceholder: "邮箱或手机号",
+          contactSave: "提交", contactDone: "有回复时我们会通过 {contact} 通知您", contactBad: "请输入有效的邮箱或手机号",
+          delivered: "已送达", read: "已读" },
     Hant: { title: "報銷與發票助手", placeholder: "描述您遇到的問題…", send: "傳送", open: "開啟客服對話", close: "關閉",
           reconnecting: "連線中斷，正在重新連線…", queued: "已轉人工客服：前面還有 {ahead} 位，預計等待約 {wait} 分鐘",
           assigned: "客服 {agent} 已接入", resolved: "對話已結束", you: "我", bot: "助手", agent: "客服", system: "系統",
@@ -30,7 +36,13 @@
           identity: "登入狀態已失效，請重新整理頁面後重試", welcome: "您好！我是報銷與發票助手。請描述遇到的問題，或選擇一個常見問題：",
           topics: ["發票查驗失敗", "收不到驗證碼", "報銷單提交失敗", "匯出失敗", "轉人工"],
           newChat: "新對話", attach: "新增附件", unread: "{n} 則新訊息", uploadFailed: "上傳失敗：", file: "附件",
-          download: "下載" },
+          download: "下載",
+          tickets: "我的工單", noTickets: "還沒有工單", back: "返回對話", due: "首次回覆截止 {due}",
+          ticketStatus: { open: "待處理", assigned: "處理中", resolved: "已解決", cancelled: "已取消" },
+          tiers: { urgent: "緊急", important: "重要", normal: "一般" },
+          contactAsk: "現在無人值班。留下電郵或手機號碼，工單有回覆時我們通知您：", contactPlaceholder: "電郵或手機號碼",
+          contactSave: "送出", contactDone: "有回覆時我們會透過 {contact} 通知您", contactBad: "請輸入有效的電郵或手機號碼",
+          delivered: "已送達", read: "已讀" },
     Latn: { title: "Expense & e-invoice help", placeholder: "Describe your problem…", send: "Send", open: "Open support chat", close: "Close",
           reconnecting: "Connection lost, reconnecting…", queued: "Waiting for an agent: {ahead} ahead of you, about {wait} min",
           assigned: "{agent} has joined", resolved: "Conversation closed", you: "You", bot: "Assistant", agent: "Agent", system: "System",
@@ -39,7 +51,13 @@
           identity: "Your sign-in has expired: please reload the page", welcome: "Hi! I'm the expense and e-invoice assistant. Describe your problem, or pick a common one:",
           topics: ["Invoice verification failed", "SMS code not received", "Expense report won't submit", "Export failed", "Talk to an agent"],
           newChat: "New conversation", attach: "Attach a file", unread: "{n} new messages", uploadFailed: "Upload failed: ", file: "Attachment",
-          download: "Download" }
+          download: "Download",
+          tickets: "My tickets", noTickets: "No tickets yet", back: "Back to the chat", due: "First response by {due}",
+          ticketStatus: { open: "Open", assigned: "In progress", resolved: "Resolved", cancelled: "Cancelled" },
+          tiers: { urgent: "Urgent", important: "Important", normal: "Normal" },
+          contactAsk: "No agent is on duty now. Leave an e-mail or mobile number and we'll tell you when your ticket is answered:",
+          contactPlaceholder: "E-mail or mobile number", contactSave: "Save", contactDone: "We'll let you know at {contact} when there's an answer",
+          contactBad: "Please enter a valid e-mail address or mobile number", delivered: "Delivered", read: "Read" }
   };
   // Characters that differ between the scripts (a sample of the commonest): enough to tell a message's script.
   var SIMP = "这们个说发对时会还问题请务么为实过后见单号码钱账报销录没帮转关图开门导验证书员户两里让认识样点进应该现无与产业东车长从众优动区医华卖历压变响团国处复头夹宝审宽币师带帐归总护择换据显术权条来构标检气测浏满热状电疗确离种积称笔类级纸线组织细终经绑结给统缴网罚联脑节补观规觉订诉词试询详误读调负货购费资赔软较输辑边远连适选递逻邮钮银错键闭间队阶随难页项顺须预额风饭驳鸡黄齐";
@@ -101,7 +119,8 @@
   var actions = el("div", "tb-actions");
   var newBtn = label(button("tb-new", "✎"), "newChat", "aria-label"); label(newBtn, "newChat", "title");
   var closeBtn = label(button("tb-close", "×"), "close", "aria-label");
-  actions.appendChild(newBtn); actions.appendChild(closeBtn); header.appendChild(actions);
+  var ticketsBtn = label(button("tb-tickets-btn", "🎫"), "tickets", "aria-label"); label(ticketsBtn, "tickets", "title");
+  actions.appendChild(ticketsBtn); actions.appendChild(newBtn); actions.appendChild(closeBtn); header.appendChild(actions);
   var status = el("div", "tb-status"); status.setAttribute("role", "status"); status.setAttribute("aria-live", "polite");
   var log = el("div", "tb-log"); log.setAttribute("aria-live", "polite"); log.setAttribute("role", "log"); log.tabIndex = 0;
   var welcome = el("div", "tb-welcome"); welcome.appendChild(label(el("p"), "welcome"));
@@ -115,7 +134,8 @@
   var input = el("textarea", "tb-input"); label(input, "placeholder", "placeholder"); label(input, "placeholder", "aria-label"); input.rows = 1;
   var sendBtn = label(el("button", "tb-send"), "send"); sendBtn.type = "submit";
   form.appendChild(attachBtn); form.appendChild(fileInput); form.appendChild(input); form.appendChild(sendBtn);
-  panel.appendChild(header); panel.appendChild(status); panel.appendChild(log); panel.appendChild(form);
+  var ticketsView = el("div", "tb-tickets"); ticketsView.setAttribute("role", "region"); label(ticketsView, "tickets", "aria-label");
+  panel.appendChild(header); panel.appendChild(status); panel.appendChild(log); panel.appendChild(ticketsView); panel.appendChild(form);
   root.appendChild(launcher); root.appendChild(panel);
 
   function renderTopics() {
@@ -328,8 +348,8 @@
         if (state.convState !== "bot") typing.classList.remove("tb-visible");
         if (ev.seq != null) answerEarlier(ev.seq, ev.text);
         if (!pending) setScript(detectScript(ev.display || ev.text || ""));
-        if (pending) { pending.classList.remove("tb-pending"); place(pending, ev.seq); return; }
-        bubble("user", ev.display || buttonTitle(ev.text) || ev.text, ev.seq, null, ev.ts); toBottom(); return;
+        if (pending) { pending.classList.remove("tb-pending"); place(pending, ev.seq); mark(pending, "delivered"); return; }
+        mark(bubble("user", ev.display || buttonTitle(ev.text) || ev.text, ev.seq, null, ev.ts), "delivered"); toBottom(); return;
       }
       var role = ev.role === "agent" ? "agent" : ev.role === "system" ? "system" : "bot";
       if (role === "bot") reopened();
@@ -337,6 +357,7 @@
       var link = ev.link && /^\/kb\/[\w-]+$/.test(ev.link) ? ev.link : null;
       var name = role === "agent" ? ev.agent_name || state.agentName : null;
       var box = bubble(role, ev.text, ev.seq, name, ev.ts, link);
+      if (role !== "system" && ev.seq != null) readUpTo(ev.seq);
       if (ev.buttons && ev.buttons.length) addButtons(box, ev.buttons);
       typing.classList.remove("tb-visible"); reveal(box);
       if (role === "agent" && live && (!isOpen() || document.hidden)) { state.unread++; updateTitle(); }
@@ -344,6 +365,7 @@
       renderAttachment(ev);
     } else if (ev.type === "handoff" || ev.type === "queue") {
       if (ev.type === "handoff") state.convState = "queued";
+      if (ev.type === "handoff" && ev.ticket_id) contactForm(ev.ticket_id, ev.seq);
       if (ev.position) setStatus("queued", { ahead: ev.position - 1, wait: Math.max(1, Math.round((ev.eta_seconds || 0) / 60)) }, "queue");
     } else if (ev.type === "assigned") {
       state.convState = "assigned"; state.agentName = ev.agent_name || null;
@@ -368,6 +390,76 @@
       }
     }
   }
+
+  // Delivered (stored, with its seq) and read (the bot or an agent answered after it) marks on the user's messages.
+  function mark(box, key) {
+    var m = box.querySelector(".tb-mark") || box.appendChild(el("span", "tb-mark"));
+    m.setAttribute("data-mark", key); m.textContent = (key === "read" ? "✓✓ " : "✓ "); m.appendChild(label(el("span"), key));
+  }
+  function readUpTo(seq) {
+    Array.prototype.forEach.call(log.querySelectorAll(".tb-user[data-seq] .tb-mark[data-mark='delivered']"), function (m) {
+      if (Number(m.parentNode.getAttribute("data-seq")) < seq) mark(m.parentNode, "read");
+    });
+  }
+
+  // ------------------------------------------------------------------ tickets
+  // Nobody on duty: one card per ticket asks how to reach the user (kept masked and sealed on the ticket).
+  function contactForm(ticketId, seq) {
+    if (log.querySelector('[data-contact-ticket="' + CSS.escape(ticketId) + '"]')) return;
+    var box = el("form", "tb-contact"); box.setAttribute("data-contact-ticket", ticketId);
+    var field = el("input", "tb-contact-input"); field.type = "text"; field.maxLength = 254; field.autocomplete = "email";
+    label(field, "contactPlaceholder", "placeholder"); label(field, "contactPlaceholder", "aria-label");
+    var save = label(el("button", "tb-contact-save"), "contactSave"); save.type = "submit";
+    var note = el("p", "tb-contact-note"); note.setAttribute("role", "status");
+    box.appendChild(label(el("p"), "contactAsk")); box.appendChild(field); box.appendChild(save); box.appendChild(note);
+    function done(masked) { box.textContent = ""; box.classList.add("tb-done"); box.appendChild(el("p", null, fmt(t().contactDone, { contact: masked }))); }
+    box.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var value = field.value.trim(); if (!value) return;
+      var body = value.indexOf("@") >= 0 ? { email: value } : { phone: value };
+      save.disabled = true;
+      fetch(api("/contact"), { method: "PUT", headers: { Authorization: "Bearer " + state.token, "Content-Type": "application/json" }, body: JSON.stringify(body) })
+        .then(function (r) { return r.json().catch(function () { return {}; }).then(function (j) { if (!r.ok) throw new Error(r.status); return j; }); })
+        .then(function (j) { done(j.contact); }, function () { save.disabled = false; note.textContent = t().contactBad; field.focus(); });
+    });
+    if (seq != null) box.setAttribute("data-seq", seq + 0.5);  // just after the handoff's own message
+    place(box, seq == null ? null : seq + 0.5);
+    myTickets().then(function (items) {  // after a reload: already given
+      var mine = items.filter(function (x) { return x.ticket_id === ticketId; })[0];
+      if (mine && mine.contact) done(mine.contact);
+      else if (mine && mine.status !== "open") box.remove();
+    }, function () { /* the form stays */ });
+  }
+  function myTickets() {
+    if (!state.conversationId) return Promise.resolve([]);
+    return fetch(api("/tickets"), { headers: { Authorization: "Bearer " + state.token } })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+      .then(function (j) { return j.items || []; });
+  }
+  function showTickets() {
+    panel.classList.add("tb-show-tickets"); ticketsView.textContent = "";
+    var back = label(button("tb-back"), "back"); back.addEventListener("click", hideTickets);
+    ticketsView.appendChild(label(el("h3"), "tickets")); ticketsView.appendChild(back);
+    var list = el("ul", "tb-ticket-list"); ticketsView.appendChild(list);
+    myTickets().then(function (items) {
+      if (!items.length) { list.appendChild(label(el("li", "tb-empty"), "noTickets")); return; }
+      items.forEach(function (x) {
+        var li = el("li", "tb-ticket"); li.setAttribute("data-ticket", x.ticket_id);
+        var head = el("div", "tb-ticket-head"); head.appendChild(el("strong", null, x.ticket_id));
+        head.appendChild(el("span", "tb-ticket-status tb-" + x.status, (t().ticketStatus[x.status] || x.status)));
+        li.appendChild(head);
+        if (x.summary) li.appendChild(el("div", "tb-ticket-summary", x.summary));
+        var meta = [(t().tiers[x.severity] || x.severity)];
+        if (x.status === "open" && x.first_response_due) meta.push(fmt(t().due, { due: x.first_response_due }));
+        if (x.contact) meta.push(x.contact);
+        li.appendChild(el("div", "tb-ticket-meta", meta.join(" · ")));
+        list.appendChild(li);
+      });
+    }, function () { list.appendChild(label(el("li", "tb-empty"), "reconnecting")); });
+    back.focus();
+  }
+  function hideTickets() { panel.classList.remove("tb-show-tickets"); ticketsBtn.focus(); }
+  ticketsBtn.addEventListener("click", function () { if (panel.classList.contains("tb-show-tickets")) hideTickets(); else showTickets(); });
 
   // ------------------------------------------------------------------ attachments
   function api(path) { return cfg.server + "/api/v1/conversations/" + encodeURIComponent(state.conversationId) + path; }
@@ -509,7 +601,8 @@
     var old = state.ws; state.ws = null; if (old) old.close();
     Object.assign(state, { conversationId: null, token: null, lastSeq: 0, outbox: [], convState: "bot", shown: {}, rated: false, agentName: null, helloSeq: null, unread: 0 });
     Array.prototype.slice.call(log.children).forEach(function (c) { if (c !== welcome && c !== typing) c.remove(); });
-    welcome.classList.remove("tb-started"); typing.classList.remove("tb-visible"); setStatus(null); save(); updateTitle(); input.focus();
+    welcome.classList.remove("tb-started"); typing.classList.remove("tb-visible"); panel.classList.remove("tb-show-tickets");
+    setStatus(null); save(); updateTitle(); input.focus();
   }
   newBtn.addEventListener("click", newConversation);
 

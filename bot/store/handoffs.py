@@ -137,6 +137,15 @@ def queue_score(severity: str, enqueued_ms: int, vip: int = 0, escalated: bool =
     return -SEVERITY_SPAN + score % SEVERITY_SPAN if escalated else score
 
 
+# KEYS: 1 ticket hash. ARGV: 1 kind, 2 masked, 3 sealed, 4 now (ms). Only an existing ticket gets one.
+_CONTACT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'contact_kind', ARGV[1], 'contact_masked', ARGV[2], 'contact_sealed', ARGV[3],
+           'contact_at', ARGV[4])
+return 1
+"""
+
+
 class AtCapacity(Conflict):
     """The agent already has as many conversations as their capacity allows (HTTP 409)."""
 
@@ -177,6 +186,7 @@ class HandoffStore:
         self._transition = redis.register_script(_TRANSITION)
         self._escalate = redis.register_script(_ESCALATE)
         self._offer = redis.register_script(_OFFER)
+        self._contact = redis.register_script(_CONTACT)
         self._none = f"{self.keys.desk}:none"  # a declared placeholder key in the slot; never written
 
     # ----------------------------------------------------------------------------- reading
@@ -285,6 +295,20 @@ class HandoffStore:
     async def ticket(self, ticket_id: str) -> dict[str, Any] | None:
         raw: dict[str, str] = await self.redis.hgetall(self.keys.ticket(ticket_id))
         return _unflat(raw) if raw else None
+
+    async def set_contact(self, ticket_id: str, kind: str, masked: str, sealed: str) -> bool:
+        """Keep how to reach the user on their ticket (bot/contact.py: masked for show, sealed for the agent);
+        False when the ticket is gone. Not a transition: the ticket's status and indexes stay as they are."""
+        done = await self._contact(
+            keys=[self.keys.ticket(ticket_id)],
+            args=[kind, masked, sealed, str(int(time.time() * 1000))],
+        )
+        return bool(done)
+
+    async def customer_tickets(self, customer_key: str, limit: int = 20) -> list[dict[str, Any]]:
+        """A verified customer's tickets, newest first."""
+        ids = await self.redis.zrevrange(self.keys.customer(customer_key, "tickets"), 0, limit - 1)
+        return [ticket for ticket_id in ids if (ticket := await self.ticket(ticket_id)) is not None]
 
     async def tickets(self, status: str, limit: int = 200) -> list[dict[str, Any]]:
         """Open tickets by first-response due time (soonest first), or resolved ones (newest first)."""
