@@ -6,7 +6,7 @@ TRIAGE := $(VENV)/bin/triage
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-e5 run shell train index test lint format eval bench bench-e5 bench-load bench-rasa clean rasa test-rasa
+.PHONY: help install install-e5 run shell train index test lint format eval bench bench-e5 bench-load bench-rasa clean rasa test-rasa test-faults bench-faults
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,9 @@ shell: train ## The interactive parse shell (type a message, see its parse)
 test: install ## Run the test suite
 	$(PY) -m pytest
 
+test-faults: install ## The fault tests: app processes killed, Redis killed/frozen/restarted under traffic (minutes)
+	$(PY) -m pytest -m faults tests/faults
+
 lint: install ## ruff (lint + format check), mypy and the import layers (import-linter)
 	$(VENV)/bin/ruff check bot handoff_gateway triagebot tests benchmarks
 	$(VENV)/bin/ruff format --check bot handoff_gateway triagebot tests benchmarks
@@ -55,6 +58,10 @@ eval: install ## Cross-validate the NLU on nlu_data and evaluate the KB (reports
 
 bench: install ## Run every benchmark; writes benchmarks/results/*.json and docs/benchmarks.md
 	$(PY) -m benchmarks.run
+
+bench-faults: install ## Redis restarts and crashes under traffic at both AOF fsync policies (benchmarks/results/faults.json)
+	$(PY) -m benchmarks.faults
+	$(PY) -m benchmarks.report
 
 bench-e5: install-e5 ## The NLU benchmarks with the e5 encoder instead of USE (about 30 minutes)
 	$(PY) -m benchmarks.nlu e5

@@ -69,6 +69,12 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
+def read_result(name: str) -> dict[str, Any] | None:
+    """benchmarks/results/<name>.json, or None when that benchmark has not run here."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"

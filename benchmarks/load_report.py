@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import RESULTS
+from benchmarks.common import read_result
 
 
 def _ms(stats: dict[str, float]) -> str:
@@ -35,12 +35,11 @@ HEADER = [
 ]
 
 
-def load_section(machine: Any) -> list[str]:
+def load_section(machine: Callable[[dict[str, Any]], str]) -> list[str]:
     """``machine``: report.py's one-line description of where a result was measured."""
-    path = RESULTS / "load.json"
-    if not path.exists():
+    result = read_result("load")
+    if not result:
         return []
-    result = json.loads(path.read_text(encoding="utf-8"))
     out = [
         "## Under load: thousands of widget sockets, 50 agents, two app processes",
         "",

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from benchmarks.common import RESULTS, ROOT
+from benchmarks.common import ROOT, read_result
+from benchmarks.faults_report import faults_section
 from benchmarks.load_report import load_section
+from benchmarks.pages_report import pages_section
 
 DOC = ROOT / "docs" / "benchmarks.md"
 
 
-def _load(name: str) -> dict[str, Any] | None:
-    path = RESULTS / f"{name}.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+_load = read_result
 
 
 def _pct(x: float) -> str:
@@ -972,7 +971,9 @@ def main() -> None:
     lines += loop_lag_section()
     lines += sockets_section()
     lines += load_section(_machine)
+    lines += faults_section(_machine)
     lines += platforms_section()
+    lines += pages_section(_machine)
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {DOC.relative_to(ROOT)}")

@@ -28,6 +28,11 @@ STEPS = [
         ["benchmarks.platforms"],
     ),
     ("Dialogue: the bot's decisions on labelled and held-out conversations", ["benchmarks.dialogue"]),
+    ("Pages: weight and time to interactive of the widget, console and analytics", ["benchmarks.pages"]),
+    (
+        "Faults: Redis restarted and crashed under traffic, appendfsync everysec and always",
+        ["benchmarks.faults"],
+    ),
 ]
 
 

@@ -64,12 +64,25 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="redis:// URL; unset = an embedded Redis under var/redis."
     )
+    redis_sentinels: str = Field(
+        "",
+        description="Comma-separated host:port of Redis Sentinels; set: the primary named "
+        "TRIAGE_REDIS_SENTINEL_SERVICE is found through them, again after every failover, and "
+        "TRIAGE_REDIS_URL is not used.",
+    )
+    redis_sentinel_service: str = Field("triage", description="The Sentinel service (master name) to use.")
     redis_prefix: str = Field("triage:", description="Prefix of every Redis key this deployment writes.")
     redis_max_connections: int = Field(
         128,
         ge=4,
         description="Pool size per process: the event hub holds one connection of its own; the pool serves "
         "short commands (websockets hold none).",
+    )
+    redis_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="A Redis command unanswered this long fails (503, retryable): a frozen or overloaded Redis "
+        "costs a request at most this, and /readyz says so within a second.",
     )
     max_message_chars: int = Field(4000, ge=1, description="Longer messages are refused with 413.")
     max_body_bytes: int = Field(
@@ -92,6 +105,12 @@ class Settings(BaseSettings):
     )
     transcript_retention_days: int = Field(
         90, ge=1, description="Transcripts and idempotency records expire."
+    )
+    analytics_retention_days: int = Field(
+        400, ge=1, description="The analytics rollup's daily counters and times expire (bot/analytics)."
+    )
+    analytics_interval_seconds: float = Field(
+        15.0, gt=0, description="How often each process rolls new conversation events up into analytics."
     )
     on_duty: bool | None = Field(
         None,
@@ -208,6 +227,20 @@ class Settings(BaseSettings):
         ge=1,
         description="Files users attach in the widget (larger: 413) or send from WeCom/DingTalk (larger: not kept).",
     )
+    attachments_url: str = Field(
+        "",
+        description="Where attachment bytes are kept: empty for var/attachments, a folder, or s3://bucket/prefix "
+        "(boto3: `pip install 'triagebot[s3]'`, AWS_* credentials). Redis keeps only their metadata.",
+    )
+    contact_key: SecretStr | None = Field(
+        None,
+        description="Fernet key sealing the e-mail/phone users leave on tickets (unset: one made under var/; "
+        "several machines must share one).",
+    )
+    s3_endpoint_url: str = Field(
+        "",
+        description="With an s3:// attachments URL: the endpoint of an S3-compatible service (MinIO, Ceph).",
+    )
 
     @property
     def nlu_model_path(self) -> Path:
@@ -216,17 +249,3 @@ class Settings(BaseSettings):
     @property
     def kb_index_path(self) -> Path:
         return self.model_dir / "kb"
-    attachments_url: str = Field(
-        "",
-        description="Where attachment bytes are kept: empty for var/attachments, a folder, or s3://bucket/prefix "
-        "(boto3: `pip install 'triagebot[s3]'`, AWS_* credentials). Redis keeps only their metadata.",
-    )
-    s3_endpoint_url: str = Field(
-        "",
-        description="With an s3:// attachments URL: the endpoint of an S3-compatible service (MinIO, Ceph).",
-    )
-    contact_key: SecretStr | None = Field(
-        None,
-        description="Fernet key sealing the e-mail/phone users leave on tickets (unset: one made under var/; "
-        "several machines must share one).",
-    )

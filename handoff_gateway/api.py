@@ -15,19 +15,16 @@ from bot.app.schemas import ErrorOut
 from bot.cpu import run_cpu
 from bot.errors import Forbidden, NotFound
 from bot.store.attachments import AttachmentStore
-from handoff_gateway.agents import Agent
+from handoff_gateway import presence
+from handoff_gateway.console_api import router as console_router
 from handoff_gateway.context import context_card
+from handoff_gateway.deps import ERRORS, AgentDep, GatewayDep
 from handoff_gateway.desk import Desk
 from handoff_gateway.gateway import Gateway
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["agents"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "Wrong or expired token"},
-    403: {"model": ErrorOut, "description": "Not your conversation"},
-    404: {"model": ErrorOut, "description": "Unknown conversation"},
-    409: {"model": ErrorOut, "description": "Already taken, or at capacity"},
-}
+router.include_router(console_router)
 
 
 class LoginIn(BaseModel):
@@ -57,19 +54,6 @@ class TransferIn(BaseModel):
 
 class PresenceIn(BaseModel):
     status: Literal["online", "away", "offline"]
-
-
-def gateway(request: Request) -> Gateway:
-    gw: Gateway = request.app.state.gateway
-    return gw
-
-
-async def current_agent(request: Request, token: Annotated[str, Depends(bearer)]) -> Agent:
-    return await gateway(request).agents.authenticate(token)
-
-
-AgentDep = Annotated[Agent, Depends(current_agent)]
-GatewayDep = Annotated[Gateway, Depends(gateway)]
 
 
 @router.post(
@@ -112,7 +96,7 @@ async def revoke_token(token_id: str, agent: AgentDep, gw: GatewayDep) -> Respon
 
 @router.put("/agents/me/presence", responses=ERRORS)
 async def set_presence(body: PresenceIn, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
-    await gw.set_presence(agent, body.status)
+    await presence.choose(gw, agent, body.status)
     return {"agent": agent.id, "status": body.status}
 
 
@@ -160,11 +144,14 @@ def _ticket_out(ticket: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/conversations/{conversation_id}/context", responses=ERRORS)
-async def context(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dict[str, Any]:
-    """The context card: to supervisors any; to agents their own conversations, and waiting ones that are
-    offered to them or sit in one of their skill groups' queues (403 otherwise)."""
+async def context(conversation_id: str, agent: AgentDep, gw: GatewayDep, request: Request) -> dict[str, Any]:
+    """The context card: to supervisors any; to agents their own conversations, waiting ones that are
+    offered to them or sit in one of their skill groups' queues, and the ones they resolved (403 otherwise)."""
     await gw.desk.viewable(agent, conversation_id)
-    return await context_card(gw.desk.store, conversation_id)
+    card = await context_card(gw.desk.store, conversation_id)
+    kb = request.app.state.services.kb
+    titles = {a: found.title if (found := kb.article(a)) else None for a in card["kb_articles_shown"]}
+    return {**card, "kb_article_titles": titles}
 
 
 @router.get(
@@ -254,11 +241,15 @@ async def handback(conversation_id: str, agent: AgentDep, gw: GatewayDep) -> dic
 
 @router.get("/kb/search/canned", responses=ERRORS)
 async def canned(
-    q: str, agent: AgentDep, request: Request, lang: Literal["zh", "en"] | None = None
+    q: str,
+    agent: AgentDep,
+    request: Request,
+    lang: Literal["zh", "en"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=20)] = 10,
 ) -> dict[str, Any]:
     """Canned responses: knowledge-base articles for free text, with their steps ready to paste."""
     kb = request.app.state.services.kb
-    result = await run_cpu(getattr(request.app.state, "cpu", None), kb.search, q[:500], lang=lang, top=5)
+    result = await run_cpu(getattr(request.app.state, "cpu", None), kb.search, q[:500], lang=lang, top=limit)
     return {"items": [{**hit.to_dict(), "steps": hit.article.steps} for hit in result.hits]}
 
 

@@ -25,7 +25,13 @@ T = TypeVar("T")
 
 async def _with_store(action: Callable[[AgentStore], Awaitable[T]]) -> T:
     s = settings()
-    handle = connect(s.redis_url, s.var_dir, max_connections=10)
+    handle = connect(
+        s.redis_url,
+        s.var_dir,
+        max_connections=10,
+        sentinels=s.redis_sentinels,
+        service=s.redis_sentinel_service,
+    )
     try:
         return await action(
             AgentStore(handle.client, s.redis_prefix, s.agent_session_hours, token_days=s.agent_token_days)

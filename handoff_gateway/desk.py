@@ -21,12 +21,25 @@ from bot.store.keys import DAY
 from bot.vocabulary import GROUPS, Group
 from handoff_gateway.agents import Agent, AgentStore
 from handoff_gateway.audit import Audit
+from handoff_gateway.tags import set_tags
 
-__all__ = ["AtCapacity", "Desk", "Taken"]
+__all__ = ["AtCapacity", "Desk", "Taken", "visible_to"]
 
 
 class Taken(Conflict):
     """Someone else took (or closed) the conversation first (HTTP 409)."""
+
+
+def visible_to(agent: Agent, conv: Conversation, offered_to: str | None) -> bool:
+    """Whether ``agent`` may read a conversation (its context card, attachments, its row in the list):
+    supervisors any; an agent one assigned to them, one waiting for a human that is offered to them or sits
+    in the queue of one of their skill groups (one they may accept), or one they resolved themselves (to
+    read back, not to act on)."""
+    if agent.supervisor or (conv.state is Owner.ASSIGNED and conv.owner == agent.id):
+        return True
+    if conv.state is Owner.RESOLVED:
+        return conv.raw.get("resolved_by") == agent.id
+    return conv.state in IN_QUEUE and (conv.group.value in agent.skills or offered_to == agent.id)
 
 
 @dataclass
@@ -59,24 +72,23 @@ class Desk:
         return str(json.loads(offer)["agent"]) if offer else None
 
     async def viewable(self, agent: Agent, cid: str) -> Conversation:
-        """The conversation, when ``agent`` may read it (its context card, its attachments): supervisors
-        any; an agent one assigned to them, or one waiting for a human that is offered to them or sits in
-        the queue of one of their skill groups (one they may accept). Anything else is 403."""
+        """The conversation, when ``agent`` may read it (:func:`visible_to`); anything else is 403."""
         conv = await self.store.load(cid)
-        if agent.supervisor or (conv.state is Owner.ASSIGNED and conv.owner == agent.id):
-            return conv
-        if conv.state in IN_QUEUE and (
-            conv.group.value in agent.skills or await self._offered_to(cid) == agent.id
-        ):
+        if visible_to(agent, conv, await self._offered_to(cid) if conv.state in IN_QUEUE else None):
             return conv
         raise Forbidden(f"conversation {cid} is neither yours nor waiting in one of your queues")
 
     # --------------------------------------------------------------- taking
     async def accept(self, agent: Agent, cid: str) -> Conversation:
-        """Take a queued conversation or a waiting ticket: exactly one agent wins, within its capacity."""
+        """Take a queued conversation or a waiting ticket: exactly one agent wins, within its capacity.
+
+        Accepting again what this agent already holds completes the first accept: a process killed between
+        the state change and the announcement left the user unaware, and the console, which got no answer,
+        retries (the announcement is made once per accept, keyed by its ``assigned_at``)."""
         await self.store.require(cid)
+        assigned_at = int(time.time() * 1000)
         try:
-            previous = await self.handoffs.transition(
+            previous: Owner | None = await self.handoffs.transition(
                 cid,
                 Owner.ASSIGNED,
                 Move(
@@ -84,7 +96,7 @@ class Desk:
                     "accepted",
                     owner=agent.id,
                     capacity=0 if agent.supervisor else agent.capacity,
-                    fields={"assigned_at": str(int(time.time() * 1000))},
+                    fields={"assigned_at": str(assigned_at)},
                 ),
             )
         except TransitionError as exc:
@@ -94,20 +106,26 @@ class Desk:
                     "can be accepted"
                 ) from exc
             conv = await self.store.load(cid)
-            by = f" by {conv.owner}" if conv.owner else ""
-            raise Taken(f"conversation {cid} was already taken{by} (it is {exc.current})") from exc
-        await self.store.append(
-            cid,
-            {
-                "type": "assigned",
-                "role": "system",
-                "agent": agent.id,
-                "agent_name": agent.display_name or agent.name,
-                "from": previous.value,
-            },
-        )
+            if conv.owner != agent.id or not conv.assigned_at:
+                by = f" by {conv.owner}" if conv.owner else ""
+                raise Taken(f"conversation {cid} was already taken{by} (it is {exc.current})") from exc
+            previous, assigned_at = None, conv.assigned_at  # this agent's own accept, retried
+        await self._announce(agent, cid, assigned_at, previous)
         await self.notify({"type": "queue_changed"})
         return await self.store.load(cid)
+
+    async def _announce(self, agent: Agent, cid: str, assigned_at: int, previous: Owner | None) -> None:
+        """Append the ``assigned`` event of the accept made at ``assigned_at`` — once, however often the accept
+        is completed (an idempotent append keyed by it)."""
+        event: dict[str, Any] = {
+            "type": "assigned",
+            "role": "system",
+            "agent": agent.id,
+            "agent_name": agent.display_name or agent.name,
+        }
+        if previous is not None:  # unknown when completing an accept cut short
+            event["from"] = previous.value
+        await self.store.append(cid, event, once=f"assigned:{assigned_at}")
 
     async def decline(self, agent: Agent, cid: str, reason: str = "declined") -> None:
         """Pass on an offer (or let it expire): this agent is skipped for this conversation from now on.
@@ -136,17 +154,23 @@ class Desk:
             stored = await self.store.claim(cid, f"agent:{client_msg_id}")
             if stored is not None:
                 return stored
-        event = await self.store.append(
-            cid,
-            {
-                "type": "message",
-                "role": "agent",
-                "text": text,
-                "agent": agent.id,
-                "agent_name": agent.display_name or agent.name,
-                "client_msg_id": client_msg_id,
-            },
-        )
+        try:
+            event = await self.store.append(
+                cid,
+                {
+                    "type": "message",
+                    "role": "agent",
+                    "text": text,
+                    "agent": agent.id,
+                    "agent_name": agent.display_name or agent.name,
+                    "client_msg_id": client_msg_id,
+                },
+                once=f"agent:{client_msg_id}" if client_msg_id else None,
+            )
+        except BaseException:
+            if client_msg_id:  # unless it was stored, a retry with the same id must not wait out the claim
+                await self.store.release(cid, f"agent:{client_msg_id}")
+            raise
         if not conv.first_response_at:
             await self.store.update(cid, first_response_at=str(event["ts"]))
             await self._check_first_response(cid, conv, event["ts"])
@@ -169,6 +193,11 @@ class Desk:
         if conv.state is not Owner.ASSIGNED:
             raise Conflict(f"conversation {cid} is {conv.state}: accept it before typing")
         await self.redis.publish(self.keys.typing_channel, json.dumps({"c": cid, "role": "agent"}))
+
+    async def tag(self, agent: Agent, cid: str, tags: list[str]) -> list[str]:
+        """Replace the conversation's tags (handoff_gateway/tags.py): its owner, or a supervisor."""
+        await self._owned(agent, cid)
+        return await set_tags(self.store, cid, tags)
 
     async def note(self, agent: Agent, cid: str, text: str) -> dict[str, Any]:
         """An internal note: in the transcript for agents, never sent to the user."""
@@ -250,7 +279,11 @@ class Desk:
             await self.handoffs.transition(
                 cid,
                 Owner.RESOLVED,
-                Move(agent.id, "resolved", fields={"resolved_at": str(int(time.time() * 1000))}),
+                Move(
+                    agent.id,
+                    "resolved",
+                    fields={"resolved_at": str(int(time.time() * 1000)), "resolved_by": agent.id},
+                ),
             )
         except TransitionError as exc:
             raise Taken(str(exc)) from exc

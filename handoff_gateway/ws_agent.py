@@ -12,6 +12,9 @@ hub re-syncs the followed conversations and says ``Resynced``: the connection re
 agent who was online is online again, even if Redis lost it) and re-sends the queue snapshot. A failing
 background task closes the socket with 1011.
 
+On connect the console asserts the presence the agent chose last (handoff_gateway/presence.py) and says
+which in its ``hello``; it is not forced to online.
+
 A console lives no longer than the credential it said hello with: signing out (``POST /api/v1/agents/logout``)
 or revoking the API token publishes ``signed_out`` on the agent's channel, and the console closes with 4401
 (error ``signed_out``) in whichever process it is; the credential is also checked on every frame and every
@@ -44,6 +47,7 @@ from bot.app.frames import (
 )
 from bot.app.hub import DeskEvent, EventHub, Events, Failed, Follow, Inbox, Notice, Resynced, Typing
 from bot.errors import AuthError, InputError
+from handoff_gateway import presence
 from handoff_gateway.agents import Agent, token_hash
 from handoff_gateway.gateway import Gateway
 
@@ -87,7 +91,7 @@ class AgentConnection:
         self.credential = credential  # the sha256 digest of the token it said hello with
         self.inbox = Inbox()
         self.follows: dict[str, Follow] = {}  # the conversations this agent owns
-        self.status = "online"  # the presence this console asserts (re-asserted after a Redis restart)
+        self.status = "offline"  # the presence this console asserts (re-asserted after a Redis restart)
         self._send_lock = asyncio.Lock()
 
     async def send(self, kind: str, /, **fields: Any) -> None:
@@ -113,8 +117,8 @@ class AgentConnection:
     async def start(self) -> None:
         """Listen to the desk, follow the owned conversations, and say hello with the queue."""
         self.hub.listen_desk(self.agent.id, self.inbox)
-        await self.gw.set_presence(self.agent, self.status)
-        await self.send("hello", agent=self.agent.public())
+        self.status = await presence.on_connect(self.gw, self.agent)
+        await self.send("hello", agent=self.agent.public(), presence=self.status)
         await self.send_queue()
         await self.refresh_owned()
 
@@ -208,7 +212,7 @@ class AgentConnection:
         desk, agent, cid = self.gw.desk, self.agent, frame.conversation_id or ""
         if frame.type == "presence" and frame.status:
             self.status = frame.status
-            await self.gw.set_presence(agent, frame.status)
+            await presence.choose(self.gw, agent, frame.status)
             await self.send("presence", status=frame.status)
             return
         if frame.type in ("heartbeat", "pong"):

@@ -109,7 +109,13 @@ def build_app(
             (nlu, kb) if nlu and kb else await asyncio.to_thread(load_understanding, settings)
         )
         handle = await asyncio.to_thread(
-            connect, settings.redis_url, settings.var_dir, settings.redis_max_connections
+            connect,
+            settings.redis_url,
+            settings.var_dir,
+            settings.redis_max_connections,
+            timeout=settings.redis_timeout_seconds,
+            sentinels=settings.redis_sentinels,
+            service=settings.redis_sentinel_service,
         )
         retention = settings.transcript_retention_days * 86400
         cpu = CpuPool(settings.cpu_workers)
@@ -152,13 +158,13 @@ def build_app(
                 give_up=intake.give_up,
             )
             await app.state.inbox.start()
+        sweeper = asyncio.create_task(
+            AttachmentStore.open(services.store, settings).sweep_forever(), name="attachment-sweep"
+        )
         app.state.streams = dingtalk_streams(settings, app.state)
         for stream in app.state.streams:
             await stream.start()
         started: list[AppExtension] = []
-        sweeper = asyncio.create_task(
-            AttachmentStore.open(services.store, settings).sweep_forever(), name="attachment-sweep"
-        )
         try:
             for extension in extensions:
                 await extension.start(app, services)
@@ -178,11 +184,11 @@ def build_app(
             if app.state.inbox is not None:
                 await app.state.inbox.stop()
             await app.state.outbox.stop()
+            await cancel_and_wait([sweeper])
             await app.state.hub.stop()
             await handle.close()
             if (close_nlu := getattr(services.nlu, "aclose", None)) is not None:
                 await close_nlu()  # the rasa backend's HTTP connections
-            await cancel_and_wait([sweeper])
             cpu.shutdown()
 
     app = FastAPI(
@@ -197,11 +203,11 @@ def build_app(
     )
     app.include_router(chat_router)
     app.include_router(attachments_router)
+    app.include_router(tickets_router)
     app.include_router(ws_router)
     app.include_router(rasa_router)
     app.include_router(platforms_router)
     app.include_router(ops_router)
-    app.include_router(tickets_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for extension in extensions:
         extension.install(app)

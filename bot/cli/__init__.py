@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import data_cmd, kb_cmd, nlu_cmd, rasa_cmd
+from bot.cli import data_cmd, gaps_cmd, kb_cmd, nlu_cmd, rasa_cmd
 
 app = typer.Typer(
     help="triagebot: bilingual support chatbot — NLU, knowledge base and handoff.",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 nlu_cmd.register(app)
+gaps_cmd.register(app)
 app.add_typer(data_cmd.app, name="data", help="Convert datasets into Rasa YAML.")
 app.add_typer(kb_cmd.app, name="kb", help="Knowledge base: index, search, evaluate.")
 app.add_typer(rasa_cmd.app, name="rasa", help="A real Rasa server from nlu_data/ (docs/rasa.md).")

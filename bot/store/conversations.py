@@ -40,15 +40,33 @@ if #seqs > 0 then redis.call('PUBLISH', ARGV[3], cjson.encode({c = ARGV[4], s = 
 return seqs
 """
 
+# KEYS: the conversation's record and stream, and optionally a claimed idempotency record (KEYS[3]).
+# ARGV: 1 the event (json), 2 retention ms, 3 now ms, 4 events channel, 5 conversation id, 6 how long the
+# record is kept (ms).
+# With KEYS[3] the append happens once: the record is marked ``applied:<seq>`` in the same script, and a
+# second run (redis-py retrying a command whose reply a Redis restart lost) returns that seq instead.
 _APPEND = """
+if KEYS[3] then
+  local applied = redis.call('GET', KEYS[3])
+  if applied and string.sub(applied, 1, 8) == 'applied:' then return tonumber(string.sub(applied, 9)) end
+end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[1])
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if KEYS[3] then redis.call('SET', KEYS[3], 'applied:' .. seq, 'PX', ARGV[6]) end
 redis.call('PUBLISH', ARGV[4], cjson.encode({c = ARGV[5], s = seq}))
 return seq
 """
+
+# A claim is released only while nothing was applied under it (an ``applied:`` record stays: a retry must
+# find it). KEYS: the idempotency record.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == '' then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+APPLIED = "applied:"
 
 CLAIM_MS = 30_000  # an in-flight claim outlives no process by more than this
 RESPONSE_MS = 86_400_000  # a finished message's response, for retries: clients retry within minutes
@@ -75,6 +93,7 @@ class ConversationStore:
         self.retention_ms = retention_seconds * 1000
         self._append = redis.register_script(_APPEND)
         self._append_many = redis.register_script(_APPEND_MANY)
+        self._release = redis.register_script(_RELEASE)
 
     # ------------------------------------------------------------------ keys
     def key(self, conversation_id: str) -> str:
@@ -170,17 +189,24 @@ class ConversationStore:
             await pipe.execute()
 
     # ------------------------------------------------------------- transcript
-    async def append(self, conversation_id: str, event: dict[str, Any]) -> dict[str, Any]:
-        """Add an event to the transcript; returns it with its ``seq``."""
+    async def append(
+        self, conversation_id: str, event: dict[str, Any], once: str | None = None
+    ) -> dict[str, Any]:
+        """Add an event to the transcript; returns it with its ``seq``. ``once``: an idempotency id (a client
+        message id, claimed or not) — the event is appended at most once under it, however often this runs."""
         payload = {"ts": now_ms(), **event}
+        keys = [self.key(conversation_id), self.events_key(conversation_id)]
+        if once is not None:
+            keys.append(self._idem_key(conversation_id, once))
         seq = await self._append(
-            keys=[self.key(conversation_id), self.events_key(conversation_id)],
+            keys=keys,
             args=[
                 json.dumps(payload, ensure_ascii=False),
                 self.retention_ms,
                 payload["ts"],
                 self.keys.events_channel,
                 conversation_id,
+                min(self.retention_ms, RESPONSE_MS),
             ],
         )
         return {"seq": int(seq), **payload}
@@ -242,13 +268,16 @@ class ConversationStore:
         self, conversation_id: str, client_msg_id: str, wait_s: float = 10.0
     ) -> dict[str, Any] | None:
         """None when this client message id is new (the caller processes it); otherwise the stored response
-        of the first delivery, waiting for it while that delivery is still being processed."""
+        of the first delivery, waiting for it while that delivery is still being processed. A first delivery
+        that appended under the claim (``append(once=...)``) but never completed gives ``{"seq": <its seq>}``."""
         key = self._idem_key(conversation_id, client_msg_id)
         if await self.redis.set(key, "", nx=True, px=CLAIM_MS):
             return None
         deadline = time.monotonic() + wait_s
         while True:
             stored = await self.redis.get(key)
+            if stored and stored.startswith(APPLIED):
+                return {"seq": int(stored.removeprefix(APPLIED))}
             if stored:
                 response: dict[str, Any] = json.loads(stored)
                 return response
@@ -268,5 +297,6 @@ class ConversationStore:
         )
 
     async def release(self, conversation_id: str, client_msg_id: str) -> None:
-        """Processing failed: let a retry of the same message id process it again."""
-        await self.redis.delete(self._idem_key(conversation_id, client_msg_id))
+        """Processing failed: let a retry of the same message id process it again — unless something was
+        appended under the claim already (the failure was a lost reply), which a retry must find."""
+        await self._release(keys=[self._idem_key(conversation_id, client_msg_id)])

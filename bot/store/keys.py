@@ -141,6 +141,11 @@ class Keys:
     def presence(self, agent_id: str) -> str:
         return f"{self.prefix}presence:{agent_id}"
 
+    @property
+    def saved_replies(self) -> str:
+        """The team's saved replies for the console (handoff_gateway/replies.py): id → JSON."""
+        return f"{self.prefix}replies"
+
     # ------------------------------------------------------- chat platforms (WeCom, DingTalk)
     @property
     def inbox(self) -> str:
@@ -183,6 +188,35 @@ class Keys:
         """Alerts posted to one group robot in the current minute (robots take 20 a minute)."""
         return f"{self.prefix}alerts:rate:{robot}"
 
+    # ------------------------------------------------------------ analytics ({analytics} slot)
+    @property
+    def analytics(self) -> str:
+        return f"{self.prefix}{{analytics}}"
+
+    @property
+    def analytics_cursors(self) -> str:
+        """How far the rollup has read each conversation's stream, with what it remembers of it
+        (bot/analytics/rollup.py)."""
+        return f"{self.analytics}:conv"
+
+    def analytics_day(self, day: str) -> str:
+        """One day's counters (deployment time zone): ``metric|channel|language|…`` → count."""
+        return f"{self.analytics}:day:{day}"
+
+    def analytics_times(self, day: str) -> str:
+        """First-response and resolution times of the handoffs that started on ``day``."""
+        return f"{self.analytics}:day:{day}:times"
+
+    def analytics_fallbacks(self, day: str) -> str:
+        """The day's fallback messages (masked) by how often they came."""
+        return f"{self.analytics}:day:{day}:fallbacks"
+
+    @property
+    def gaps(self) -> str:
+        """The knowledge-gap log: fallbacks, "not helpful", handoffs answered without the KB, replies
+        marked for an article (``triage gaps`` reads it)."""
+        return f"{self.analytics}:gaps"
+
     # -------------------------------------------------------------------- pub/sub channels
     @property
     def events_channel(self) -> str:
@@ -219,6 +253,7 @@ class KeySpec:
 
 
 RETENTION = "TRIAGE_TRANSCRIPT_RETENTION_DAYS (90 d), refreshed on every event"
+ANALYTICS_RETENTION = "TRIAGE_ANALYTICS_RETENTION_DAYS (400 d), refreshed on every write"
 KEYS: tuple[KeySpec, ...] = (
     KeySpec(
         "conv:{<cid>}", "hash", "the conversation: channel, customer, language, bot state, seq", RETENTION
@@ -306,7 +341,13 @@ KEYS: tuple[KeySpec, ...] = (
         "the lockout window (5 min)",
     ),
     KeySpec(
-        "presence:<agent_id>", "hash", "online/away/offline and last heartbeat", bound="one per agent account"
+        "presence:<agent_id>",
+        "hash",
+        "online/away/offline, last heartbeat, and the status the agent chose",
+        bound="one per agent account",
+    ),
+    KeySpec(
+        "replies", "hash", "the team's saved replies: id → title, text", bound="500 replies (409 past that)"
     ),
     KeySpec(
         "inbox",
@@ -327,6 +368,26 @@ KEYS: tuple[KeySpec, ...] = (
         RETENTION,
     ),
     KeySpec("alerts:rate:<robot>", "string", "alerts posted to a robot this minute", "60 s"),
+    KeySpec(
+        "{analytics}:conv",
+        "hash",
+        "the analytics rollup's cursor per conversation: last seq read, what it remembers of it",
+        bound="one per conversation; conversations past the transcript retention are dropped",
+    ),
+    KeySpec("{analytics}:day:<day>", "hash", "a day's analytics counters", ANALYTICS_RETENTION),
+    KeySpec(
+        "{analytics}:day:<day>:times",
+        "list",
+        "first-response and resolution times of a day's handoffs",
+        ANALYTICS_RETENTION,
+    ),
+    KeySpec(
+        "{analytics}:day:<day>:fallbacks",
+        "sorted set",
+        "a day's fallback messages (masked) by count",
+        ANALYTICS_RETENTION,
+    ),
+    KeySpec("{analytics}:gaps", "stream", "the knowledge-gap log (`triage gaps`)", bound="MAXLEN ~100,000"),
     KeySpec(
         "rate:conversations:<address>",
         "hash",

@@ -83,3 +83,12 @@ def chat(client: TestClient) -> Chat:
 @pytest.fixture
 def new_chat(client: TestClient) -> Any:
     return lambda: Chat(client)
+
+
+@pytest.fixture
+def off_duty(settings: Settings, nlu: NLUPipeline, knowledge_base: KnowledgeBase) -> Iterator[TestClient]:
+    """Nobody on duty: every handoff opens a ticket."""
+    with TestClient(
+        create_app(settings.model_copy(update={"on_duty": False}), nlu=nlu, kb=knowledge_base)
+    ) as c:
+        yield c

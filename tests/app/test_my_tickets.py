@@ -3,7 +3,6 @@ agent — never raw in Redis) and sees "我的工单", their tickets and how far
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,21 +10,10 @@ import redis as sync_redis
 from fastapi.testclient import TestClient
 
 from bot.contact import contact_seal
-from bot.kb.search import KnowledgeBase
-from bot.nlu.pipeline import NLUPipeline
 from bot.settings import Settings
 from bot.store.keys import Keys
 from tests.app.conftest import Chat
 from tests.identity_tokens import identity_token
-from triagebot.app import create_app
-
-
-@pytest.fixture
-def off_duty(settings: Settings, nlu: NLUPipeline, knowledge_base: KnowledgeBase) -> Iterator[TestClient]:
-    with TestClient(
-        create_app(settings.model_copy(update={"on_duty": False}), nlu=nlu, kb=knowledge_base)
-    ) as c:
-        yield c
 
 
 def ticket_of(chat: Chat) -> str:

@@ -6,30 +6,16 @@ knowing one must not be enough."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from bot.kb.search import KnowledgeBase
-from bot.nlu.pipeline import NLUPipeline
-from bot.settings import Settings
 from tests.app.conftest import Chat
 from tests.identity_tokens import identity_token
-from triagebot.app import create_app
 
 UNKNOWN = "0123456789abcdef01234567"  # shaped like a conversation id
-
-
-@pytest.fixture
-def off_duty(settings: Settings, nlu: NLUPipeline, knowledge_base: KnowledgeBase) -> Iterator[TestClient]:
-    """Nobody on duty: every handoff opens a ticket."""
-    with TestClient(
-        create_app(settings.model_copy(update={"on_duty": False}), nlu=nlu, kb=knowledge_base)
-    ) as c:
-        yield c
 
 
 def answer(response: Any) -> tuple[int, dict[str, Any]]:

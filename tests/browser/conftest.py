@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +11,8 @@ from typing import Any
 import pytest
 import redis as sync_redis
 
-from tests.conftest import DATA_DIR, KB_DIR, ROOT
 from tests.identity_tokens import SECRET as IDENTITY_SECRET
-from tests.live import free_port, wait_until_ready
+from tests.live import AppProcess, app_env
 
 CHROMIUM = Path(os.environ.get("TRIAGE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -56,35 +53,12 @@ def start_server(
     tmp_path_factory: pytest.TempPathFactory, redis_url: str, model_dir: Path, extra_env: dict[str, str]
 ) -> Iterator[LiveServer]:
     """A uvicorn process on a free port with its own key prefix; stopped and cleaned up afterwards."""
-    port = free_port()
     prefix = f"test:{uuid.uuid4().hex[:10]}:"
     var = tmp_path_factory.mktemp("var")
-    env = {
-        **os.environ,
-        "TRIAGE_REDIS_URL": redis_url,
-        "TRIAGE_REDIS_PREFIX": prefix,
-        "TRIAGE_MODEL_DIR": str(model_dir.parent),
-        "TRIAGE_DATA_DIR": str(DATA_DIR),
-        "TRIAGE_KB_DIR": str(KB_DIR),
-        "TRIAGE_VAR_DIR": str(var),
-        "TRIAGE_HEARTBEAT_SECONDS": "1",
-        "TRIAGE_ROTA_FILE": str(var / "rota.yml"),
-        **extra_env,
-    }
-    log = (var / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "triagebot.main:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_ready(url, process, timeout=60, log=var / "server.log")
-    yield LiveServer(url, redis_url, prefix)
-    process.terminate()
-    process.wait(10)
-    log.close()
+    env = app_env(redis_url, prefix, var, model_dir, **extra_env)
+    app = AppProcess(env, var / "server.log").start()
+    yield LiveServer(app.url, redis_url, prefix)
+    app.stop()
     client = sync_redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(f"{prefix}*", count=1000))
     if keys:
@@ -110,3 +84,33 @@ def page(browser: Any) -> Iterator[Any]:
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def browser_context(browser: Any) -> Iterator[Any]:
+    """A factory of pages with their own locale, viewport and media features."""
+    contexts: list[Any] = []
+
+    def make(locale: str = "zh-CN", **options: Any) -> Any:
+        context = browser.new_context(locale=locale, **options)
+        contexts.append(context)
+        new = context.new_page()
+        new.set_default_timeout(15_000)
+        return new
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+
+
+def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    """Whether two bounding boxes (Playwright's) overlap by more than a pixel."""
+    return (
+        a["x"] + a["width"] > b["x"] + 1
+        and b["x"] + b["width"] > a["x"] + 1
+        and a["y"] + a["height"] > b["y"] + 1
+        and b["y"] + b["height"] > a["y"] + 1
+    )

@@ -57,7 +57,7 @@ def test_urgent_message_accepted_answered_resolved_and_rated(
         expect(widget.locator(".tb-status")).to_contain_text("前面还有 0 位")
 
         first = console.locator("#queue-list li").first
-        expect(first.locator(".badge")).to_have_text("urgent")
+        expect(first.locator(".badge").first).to_have_text("紧急")  # words, not the code "urgent"
         expect(first.locator(".sla")).to_contain_text("首响剩余")
         offer = console.locator(".offer")
         expect(offer).to_be_visible()
@@ -72,7 +72,7 @@ def test_urgent_message_accepted_answered_resolved_and_rated(
         widget.get_by_label("描述您遇到的问题…").fill("好的，谢谢，我们在上海")
         widget.keyboard.press("Enter")
         expect(console.locator(".ev.user").filter(has_text="我们在上海")).to_be_visible()
-        expect(console.locator(".context")).to_contain_text("urgent")
+        expect(console.locator(".context")).to_contain_text("紧急")
         console.screenshot(path=str(tmp_path / "console.png"))
 
         console.get_by_role("button", name="结束会话").click()

@@ -66,7 +66,7 @@ def test_a_wecom_members_image_and_an_undelivered_reply_in_the_console(
         offer = console.locator(".offer")
         expect(offer).to_be_visible()
         offer.get_by_role("button", name="接入").click()
-        expect(console.locator(".context")).to_contain_text(f"wecom · default · {CORP_ID} · caiwu-li")
+        expect(console.locator(".context")).to_contain_text(f"企业微信 · default · {CORP_ID} · caiwu-li")
 
         assert member.send("image", PicUrl="http://example.invalid/p.png", MediaId="IMG-1").status_code == 200
         link = console.locator("button.attachment").filter(has_text="error-screenshot.png")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,23 +33,6 @@ def append(server: LiveServer, conversation: str, *events: dict[str, Any]) -> No
     with ThreadPoolExecutor(1) as pool:
         for event in events:
             pool.submit(asyncio.run, _append(server, conversation, event)).result()
-
-
-@pytest.fixture
-def browser_context(browser: Any) -> Iterator[Any]:
-    """A factory of pages with their own locale, viewport and media features."""
-    contexts: list[Any] = []
-
-    def make(locale: str = "zh-CN", **options: Any) -> Any:
-        context = browser.new_context(locale=locale, **options)
-        contexts.append(context)
-        new = context.new_page()
-        new.set_default_timeout(15_000)
-        return new
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 # ------------------------------------------------------------------------------------------------ bugs

@@ -24,15 +24,6 @@ def off_duty(
     yield from start_server(tmp_path_factory, redis_url, model_dir, {"TRIAGE_ON_DUTY": "false"})
 
 
-@pytest.fixture
-def english(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(locale="en-US")
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
-
-
 def test_the_user_leaves_an_email_for_the_answer_and_sees_it_after_a_reload(
     page: Any, off_duty: LiveServer
 ) -> None:
@@ -67,7 +58,8 @@ def test_the_user_leaves_an_email_for_the_answer_and_sees_it_after_a_reload(
     expect(page.locator(".tb-input")).to_be_visible()
 
 
-def test_in_english_the_form_and_the_list_are_in_english(english: Any, off_duty: LiveServer) -> None:
+def test_in_english_the_form_and_the_list_are_in_english(browser_context: Any, off_duty: LiveServer) -> None:
+    english = browser_context(locale="en-US")
     english.goto(off_duty.url + "/")
     say(english, "put me through to a person, my login keeps failing")
     form = english.locator(".tb-contact")

@@ -91,3 +91,17 @@ async def test_idempotency_records_are_keyed_by_a_digest_and_kept_briefly(store:
     assert len(key) < len(store.prefix) + len(cid) + 100 and "13800138000" not in key
     assert 0 < await store.redis.pttl(key) <= RESPONSE_MS <= 86_400_000
     assert await store.claim(cid, huge) == {"replies": []}
+
+
+async def test_an_append_under_a_claim_happens_once_however_often_it_runs(store: ConversationStore) -> None:
+    """A Redis crash after the append but before its reply: redis-py runs the command again on the
+    restarted server, and the caller, seeing a failure, releases its claim and the client resends. Found by
+    tests/faults/test_redis_aof.py as an agent reply stored twice."""
+    cid = (await store.create("web"))["conversation_id"]
+    assert await store.claim(cid, "agent:r1") is None
+    first = await store.append(cid, {"type": "message", "text": "稍等"}, once="agent:r1")
+    rerun = await store.append(cid, {"type": "message", "text": "稍等"}, once="agent:r1")
+    assert rerun["seq"] == first["seq"]
+    await store.release(cid, "agent:r1")  # the caller never saw the reply
+    assert await store.claim(cid, "agent:r1", wait_s=0.1) == {"seq": first["seq"]}
+    assert [e["text"] for e in await store.events_after(cid)] == ["稍等"]

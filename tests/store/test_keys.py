@@ -50,6 +50,10 @@ EXERCISED = {
     "apitoken:<digest>",
     "login:failures:<who>",
     "presence:<agent_id>",
+    "{analytics}:conv",
+    "{analytics}:day:<day>",
+    "{analytics}:day:<day>:times",
+    "{analytics}:gaps",
 }
 
 
@@ -100,6 +104,7 @@ def run_desk_scenario(desk: TestClient) -> list[str]:
     assert holder.post(f"{held.id}/accept").status_code == 200
     waiting.say("我要转人工客服")
     assert waiting.last["state"] == "queued"
+    desk.portal.call(desk.app.state.rollup.run_once)  # type: ignore[attr-defined,union-attr]
     return [plain.id, customer.id, held.id, waiting.id]
 
 
@@ -137,6 +142,8 @@ def test_every_key_is_in_the_table_and_expires_or_is_bounded(
     for key, spec in rows.items():
         if spec.pattern.startswith("{desk}"):
             assert hash_tag(key) == "desk", key
+        elif spec.pattern.startswith("{analytics}"):
+            assert hash_tag(key) == "analytics", key
         elif "<cid>" in spec.pattern:
             assert hash_tag(key) in conversations, key
         else:
