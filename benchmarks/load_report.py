@@ -52,7 +52,11 @@ def load_section(machine: Callable[[dict[str, Any]], str]) -> list[str]:
         "",
     ]
     if result.get("sockets"):
-        out += ["### Sockets held open, 0.1 message per socket per second", "", *HEADER]
+        out += [
+            "### Sockets held open with traffic (0.1 message per socket per second, at most 50 a second)",
+            "",
+            *HEADER,
+        ]
         out += [_row(run) for run in result["sockets"]]
         out.append("")
     knee = result.get("knee")

@@ -24,6 +24,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import secrets
 import time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -67,6 +68,14 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
 end
 return 1
 """
+
+
+# KEYS: 1 the lease. ARGV: 1 this process's token. Deletes the lease only if it is still this process's.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+LEASE_MS = 300_000  # a pass that dies without releasing holds the others off for at most this long
 
 
 def day_of(ts_ms: float, timezone: str) -> str:
@@ -223,6 +232,7 @@ class Rollup:
         self.retention_ms = retention_days * DAY * 1000
         self.interval = interval
         self._apply = store.redis.register_script(_APPLY)
+        self._release = store.redis.register_script(_RELEASE)
         self._task: asyncio.Task[None] | None = None
         self._trimmed = 0.0
 
@@ -297,15 +307,23 @@ class Rollup:
 
     async def run(self) -> None:
         """Roll up forever: the conversations of the last days every pass, all of them every hour (an agent
-        may answer a ticket long after it was opened). A failed pass is logged and the next one tries again."""
+        may answer a ticket long after it was opened). One process at a time rolls up (a lease): two would do
+        the same reads and folds and all but one of their writes would be refused — under a burst of new
+        conversations that doubled work took the time the processes needed to answer them. A failed pass is
+        logged and the next one tries again."""
         last_full = -FULL_EVERY_S
+        token = secrets.token_hex(8)
         while True:
             try:
-                if time.monotonic() - last_full >= FULL_EVERY_S:
-                    await self.run_once()
-                    last_full = time.monotonic()
-                else:
-                    await self.run_once(int(time.time() * 1000) - RECENT_MS)
+                if await self.redis.set(self.keys.analytics_lease, token, nx=True, px=LEASE_MS):
+                    try:
+                        if time.monotonic() - last_full >= FULL_EVERY_S:
+                            await self.run_once()
+                            last_full = time.monotonic()
+                        else:
+                            await self.run_once(int(time.time() * 1000) - RECENT_MS)
+                    finally:
+                        await self._release(keys=[self.keys.analytics_lease], args=[token])
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -199,6 +199,11 @@ class Keys:
         (bot/analytics/rollup.py)."""
         return f"{self.analytics}:conv"
 
+    @property
+    def analytics_lease(self) -> str:
+        """Which process is rolling up now: one at a time, the others skip the pass."""
+        return f"{self.analytics}:lease"
+
     def analytics_day(self, day: str) -> str:
         """One day's counters (deployment time zone): ``metric|channel|language|…`` → count."""
         return f"{self.analytics}:day:{day}"
@@ -373,6 +378,12 @@ KEYS: tuple[KeySpec, ...] = (
         "hash",
         "the analytics rollup's cursor per conversation: last seq read, what it remembers of it",
         bound="one per conversation; conversations past the transcript retention are dropped",
+    ),
+    KeySpec(
+        "{analytics}:lease",
+        "string",
+        "the process rolling analytics up now",
+        "a pass's length, at most 5 min",
     ),
     KeySpec("{analytics}:day:<day>", "hash", "a day's analytics counters", ANALYTICS_RETENTION),
     KeySpec(

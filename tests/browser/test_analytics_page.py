@@ -16,7 +16,7 @@ import redis.asyncio as aredis
 from playwright.sync_api import expect
 
 from handoff_gateway.agents import AgentStore
-from tests.browser.conftest import LiveServer, start_server
+from tests.browser.conftest import VIEWPORTS, LiveServer, overlap, start_server
 
 expect.set_options(timeout=15_000)
 
@@ -110,5 +110,34 @@ def test_an_agent_is_told_analytics_are_for_supervisors(browser: Any, server: Li
         sign_in(page, server, "wang")
         expect(page.locator("#status")).to_have_text("仅限主管查看数据分析。")
         expect(page.locator("#figures")).to_be_hidden()
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("viewport", sorted(VIEWPORTS))
+@pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
+def test_layout_in_both_languages(
+    browser: Any, server: LiveServer, tmp_path: Path, locale: str, viewport: str
+) -> None:
+    """The figures, the charts and the filters fit the screen without overlapping, in both languages; a
+    screenshot of each is kept for a person to look at."""
+    size = VIEWPORTS[viewport]
+    context = browser.new_context(locale=locale, viewport=size)
+    page = context.new_page()
+    try:
+        sign_in(page, server, "boss")
+        expect(page.locator("#chart-daily svg rect.bar")).to_have_count(7)
+        expect(page.locator("#export")).to_have_text("导出 CSV" if locale == "zh-CN" else "Export CSV")
+        page.screenshot(path=str(tmp_path / f"analytics-{locale}-{viewport}.png"), full_page=True)
+        charts = page.locator("figure.chart")
+        boxes = [charts.nth(i).bounding_box() for i in range(charts.count())]
+        boxes += [page.locator(s).bounding_box() for s in ("#filters", "#cards")]
+        for box in boxes:
+            assert box is not None and box["width"] > 0 and box["height"] > 0
+            assert box["x"] >= -1 and box["x"] + box["width"] <= size["width"] + 1, box
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert a is not None and b is not None and not overlap(a, b), (a, b)
+        assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
     finally:
         context.close()
