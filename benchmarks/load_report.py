@@ -125,3 +125,52 @@ def load_section(machine: Callable[[dict[str, Any]], str]) -> list[str]:
         ]
     out += ["![load](../benchmarks/results/load.png)", ""]
     return out
+
+
+def load_targets() -> list[tuple[str, str, str, bool | None]]:
+    """Issue 12's load goals as rows of the Targets table: (target, goal, measured, met)."""
+    result = read_result("load")
+    if not result or result.get("quick"):
+        return []
+    rows: list[tuple[str, str, str, bool | None]] = []
+    knee = result.get("knee")
+    if knee:
+        found = knee["knee_messages_per_second"]
+        rows.append(
+            (
+                "load: messages/s before the reply p99 passes 200 ms, two processes",
+                "≥ 500 messages/s at 5,000 sockets",
+                (
+                    f"p99 {knee['steps'][0]['reply_ms']['p99']:.0f} ms already at {found}/s, the first step "
+                    f"({knee['sockets']:,} sockets)"
+                    if found and not knee["last_under_target"]
+                    else f"passes at {found}/s ({knee['sockets']:,} sockets)"
+                    if found
+                    else "not reached"
+                ),
+                False if found and found < 500 else None if not found else True,
+            )
+        )
+    big = [r for r in result.get("sockets", []) if r["sockets"] >= 9_000 and r.get("idle")]
+    if big:
+        idle = big[0]["idle"]["server_cpu_percent_of_machine"]
+        rows.append(
+            (
+                f"load: {big[0]['sockets']:,} sockets held open with heartbeats",
+                "< 10 % CPU",
+                f"{idle} % of the machine",
+                idle < 10,
+            )
+        )
+    every = [*result.get("sockets", []), *(knee or {}).get("steps", []), *result.get("processes", [])]
+    if every:
+        bad = [sum(r[k] for r in every) for k in ("lost", "duplicated", "out_of_order")]
+        rows.append(
+            (
+                "load: events lost / duplicated / out of order, every socket, every step",
+                "0 / 0 / 0",
+                " / ".join(str(b) for b in bad) + f" ({sum(r['sockets'] for r in every):,} sockets)",
+                not any(bad),
+            )
+        )
+    return rows

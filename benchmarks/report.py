@@ -6,7 +6,7 @@ from typing import Any
 
 from benchmarks.common import ROOT, read_result
 from benchmarks.faults_report import faults_section
-from benchmarks.load_report import load_section
+from benchmarks.load_report import load_section, load_targets
 from benchmarks.pages_report import pages_section
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -756,6 +756,7 @@ def targets_section() -> list[str]:
                     None,
                 )
             )
+    rows += load_targets()
     if not rows:
         return []
     out = ["## Targets", ""]
