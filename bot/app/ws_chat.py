@@ -43,6 +43,7 @@ from bot.store.conversations import ConversationNotFound
 logger = logging.getLogger(__name__)
 router = APIRouter()
 HELLO_TIMEOUT_S = 10.0
+TRY_AGAIN_LATER = 1013
 ERROR_CODES = {413: "too_large", 429: "rate_limited", 503: "unavailable"}  # an error frame's code by status
 
 
@@ -96,7 +97,18 @@ async def chat(ws: WebSocket) -> None:
     except ValidationError as exc:
         await refuse(ws, "bad_hello", _hello_problem(exc), 4400)
         return
-    except (TimeoutError, ValueError):
+    except TimeoutError:
+        # No hello in time: a client that has not sent one, or a server too busy to read it. Either may try
+        # again later (1013); under load a well-formed hello used to be refused as malformed (4400).
+        await refuse(
+            ws,
+            "hello_timeout",
+            f"no hello within {HELLO_TIMEOUT_S:.0f} s; reconnect and send it first",
+            TRY_AGAIN_LATER,
+            retryable=True,
+        )
+        return
+    except ValueError:
         await refuse(ws, "bad_hello", HELLO_SHAPE, 4400)
         return
     except (AuthError, ConversationNotFound) as exc:

@@ -54,3 +54,16 @@ def test_an_oversized_frame_is_refused_and_the_connection_stays(client: TestClie
         assert error["code"] == "too_large"
         ws.send_text(json.dumps({"type": "message", "text": "你好", "client_msg_id": "m1"}))
         assert receive_until(ws, lambda f: f.get("role") == "bot")
+
+
+def test_no_hello_in_time_is_a_retryable_timeout_not_a_malformed_hello(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load the bench's well-formed hellos were refused as "bad_hello" (4400): a client is told to retry."""
+    monkeypatch.setattr("bot.app.ws_chat.HELLO_TIMEOUT_S", 0.2)
+    with client.websocket_connect("/ws/chat") as ws:
+        error = ws.receive_json()
+        assert error["code"] == "hello_timeout" and error["retryable"] is True
+        with pytest.raises(WebSocketDisconnect) as info:
+            ws.receive_json()
+    assert info.value.code == 1013
