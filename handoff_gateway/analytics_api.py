@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.analytics.gaps import Nearest, cluster, read_gaps
 from bot.analytics.report import Period, report, to_csv
-from bot.app.schemas import ErrorOut
+from bot.contracts.http import ErrorOut
 from bot.cpu import run_cpu
 from bot.errors import Forbidden, NotFound
 from bot.nlu.training_data import load_training_data

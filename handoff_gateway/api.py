@@ -10,8 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.app.deps import bearer
-from bot.app.schemas import ErrorOut
+from bot.contracts.http import ErrorOut, bearer
 from bot.cpu import run_cpu
 from bot.errors import Forbidden, NotFound
 from bot.store.attachments import AttachmentStore

@@ -11,9 +11,9 @@ from typing import Annotated, TypeVar
 import typer
 from redis.exceptions import RedisError
 
-from bot.cli.console import console, friendly_errors, settings
 from bot.errors import ConfigError, NotFound, TriageError
 from bot.store.connection import connect
+from bot.terminal import console, friendly_errors, settings
 from handoff_gateway.agents import ROLES, Agent, AgentStore
 from handoff_gateway.tokens import TokenInfo
 

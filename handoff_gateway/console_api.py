@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.app.schemas import ErrorOut
+from bot.contracts.http import ErrorOut
 from bot.errors import Forbidden
 from handoff_gateway.agents import Agent
 from handoff_gateway.deps import ERRORS, AgentDep, GatewayDep

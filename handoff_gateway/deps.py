@@ -6,8 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from bot.app.deps import bearer
-from bot.app.schemas import ErrorOut
+from bot.contracts.http import ErrorOut, bearer
 from handoff_gateway.agents import Agent
 from handoff_gateway.gateway import Gateway
 

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.console import console, settings
 from bot.settings import Settings
+from bot.terminal import console, settings
 from handoff_gateway.cli import has_agents
 
 

@@ -10,6 +10,7 @@ from fastapi import Request
 from starlette.requests import HTTPConnection
 
 from bot.channels.base import Channel
+from bot.contracts.http import bearer as bearer  # shared with the desk
 from bot.engine import Engine, Services
 from bot.errors import AuthError
 from bot.message import Message
@@ -38,14 +39,6 @@ def client_address(connection: HTTPConnection) -> str:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthError("send the conversation's token as 'Authorization: Bearer <token>'")
-    return token.strip()
 
 
 def check_token(conversation: dict[str, str], token: str) -> None:

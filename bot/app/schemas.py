@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bot.contracts.http import ErrorOut as ErrorOut  # the routes' error body, shared with the desk
+
 State = Literal["bot", "queued", "waiting", "assigned", "resolved"]
 MAX_SEQ = 2**63 - 1  # sequence numbers are Redis integers (and the first half of stream ids)
 ID_CHARS = 128  # a client's ids (message ids, senders) become Redis keys or parts of them: bounded
@@ -179,9 +181,3 @@ class ParseIn(BaseModel):
     message_id: str | None = Field(
         None, max_length=ID_CHARS, description="Accepted from Rasa clients; unused"
     )
-
-
-class ErrorOut(BaseModel):
-    error: str
-    detail: str
-    retryable: bool = False
