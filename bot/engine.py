@@ -1,9 +1,9 @@
 """The conversation engine: one path for every channel — parse, decide, then answer / clarify / hand off /
 open a ticket — with every event written to the conversation's transcript on Redis.
 
-A plain answer costs four Redis round trips: the idempotency claim, reading the conversation (one
-pipeline), one pipeline that appends the user's message and every reply and saves the bot's memory, and
-storing the response for retries. The NLU parse and the KB search run in the CPU pool, off the loop.
+A plain answer costs three Redis round trips: the idempotency claim, reading the conversation (one
+pipeline), and one script that appends the user's message and every reply, saves the bot's memory and keeps
+the response for retries. The NLU parse and the KB search run in the CPU pool, off the loop.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from bot.policy.decide import (
     decide,
     payload_intent,
 )
-from bot.privacy import mask_entity, mask_sensitive, redact
+from bot.privacy import mask_entity, redact
 from bot.services import DeskHooks, Services, no_desk
 from bot.sla import format_due
 from bot.store.handoffs import Move
@@ -60,11 +60,11 @@ class Engine:
             return stored
         started = time.perf_counter()
         try:
+            # The turn's write keeps the response for retries in the same script (Turn.commit).
             response = await self._process(message)
         except BaseException:
             await store.release(message.conversation_id, message.message_id)
             raise
-        await store.complete(message.conversation_id, message.message_id, _at_rest(response))
         self.s.metrics.reply_latency.observe(time.perf_counter() - started)
         return response
 
@@ -290,17 +290,6 @@ def _pending_at_rest(pending: dict[str, Any], parse: Parse) -> dict[str, Any]:
     if isinstance(pending.get("text"), str):
         return {**pending, "text": redact(pending["text"], parse.entities)}
     return pending
-
-
-def _at_rest(response: dict[str, Any]) -> dict[str, Any]:
-    """A message's response as kept for retries (a day): the parse's entities and the replies masked. A
-    retry gets this copy; the first delivery got the unmasked one."""
-    parse = response.get("parse") or {}
-    return {
-        **response,
-        "replies": [{**r, "text": mask_sensitive(r["text"])} for r in response.get("replies") or ()],
-        "parse": {**parse, "entities": [mask_entity(e) for e in parse.get("entities") or ()]},
-    }
 
 
 def _plain(markdown: str) -> str:

@@ -41,7 +41,7 @@ from redis.exceptions import RedisError, ResponseError
 from bot.channels.base import Channel, DeliveryError
 from bot.channels.outbound import render
 from bot.settings import Settings
-from bot.store.conversations import ConversationStore, now_ms
+from bot.store.conversations import ConversationStore, now_ms, stored_response
 from bot.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -384,7 +384,7 @@ class Outbox:
             if stored is None:
                 return False
             if stored:
-                answered = json.loads(stored).get("replies") or ()
+                answered = stored_response(stored).get("replies") or ()
                 return seq in {r.get("seq") for r in answered if isinstance(r, dict)}
             if now_ms() > give_up:
                 return False

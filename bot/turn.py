@@ -12,7 +12,7 @@ from bot.contracts.handoff import Handoff
 from bot.contracts.parse import Parse
 from bot.message import Message, Reply
 from bot.ownership import Owner
-from bot.privacy import redact
+from bot.privacy import mask_entity, mask_sensitive, redact
 from bot.services import Services
 from bot.sla import format_due, sla_clock
 from bot.store.conversations import now_ms
@@ -60,9 +60,19 @@ class Turn:
         )
 
     async def commit(self) -> dict[str, Any]:
-        """Write the turn; returns the API response (the replies with their sequence numbers)."""
-        store = self.s.store
-        seqs = await store.append_many(self.cid, self.events, memory=self.memory)
+        """Write the turn; returns the API response (the replies with their sequence numbers).
+
+        The same script keeps the response for retries of the message (masked, :func:`at_rest`) under its
+        idempotency record: a process that dies after writing the turn leaves the retry its answer, never
+        a second copy of the turn (the events' seqs follow each other, so the kept copy numbers its replies
+        by their place in the turn and the store adds the first seq back)."""
+        kept = at_rest(self._response(list(range(len(self.events)))))
+        seqs = await self.s.store.append_many(
+            self.cid, self.events, memory=self.memory, once=self.message.message_id, response=kept
+        )
+        return self._response(seqs)
+
+    def _response(self, seqs: list[int]) -> dict[str, Any]:
         said = [
             {"seq": seq, "text": e["text"], "buttons": e.get("buttons") or []}
             for seq, e in zip(seqs, self.events, strict=True)
@@ -271,3 +281,14 @@ def _public(handoff: Handoff) -> dict[str, Any]:
     out = handoff.to_dict()
     out.pop("trigger", None)
     return out
+
+
+def at_rest(response: dict[str, Any]) -> dict[str, Any]:
+    """A message's response as kept for retries (a day): the parse's entities and the replies masked. A
+    retry gets this copy; the first delivery got the unmasked one."""
+    parse = response.get("parse") or {}
+    return {
+        **response,
+        "replies": [{**r, "text": mask_sensitive(r["text"])} for r in response.get("replies") or ()],
+        "parse": {**parse, "entities": [mask_entity(e) for e in parse.get("entities") or ()]},
+    }

@@ -15,18 +15,30 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import redis.asyncio as aredis
-
 from bot.contracts.conversation import DESK_FIELDS, Conversation
 from bot.errors import AlreadyExists, NotFound, StillProcessing
+from bot.store.client import RedisClient
 from bot.store.keys import Keys
 
-# KEYS: the conversation's record and stream. ARGV: 1 retention ms, 2 now ms, 3 events channel,
-# 4 conversation id, 5 the bot's memory (json object of record fields), 6.. the events (json).
-# Returns the events' sequence numbers; one notification carries the last.
+# KEYS: the conversation's record and stream, and optionally the message's idempotency record (KEYS[3]).
+# ARGV: 1 retention ms, 2 now ms, 3 events channel, 4 conversation id, 5 the bot's memory (json object of
+# record fields), 6 the response kept under KEYS[3] (json, replies numbered from 0), 7 how long it is kept
+# (ms), 8.. the events (json).
+# Returns the events' sequence numbers; one notification carries the last. With KEYS[3] the turn is written
+# once: the record becomes ``applied:<first seq>:<response>`` in the same script, and a run that finds it so
+# (the first delivery's process died before answering) writes nothing and returns the first turn's seqs.
 _APPEND_MANY = """
+if KEYS[3] then
+  local applied = redis.call('GET', KEYS[3])
+  if applied and string.sub(applied, 1, 8) == 'applied:' then
+    local first = tonumber(string.match(applied, '^applied:(%d+)'))
+    local seqs = {}
+    for i = 8, #ARGV do seqs[#seqs + 1] = first + i - 8 end
+    return seqs
+  end
+end
 local seqs = {}
-for i = 6, #ARGV do
+for i = 8, #ARGV do
   local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
   redis.call('XADD', KEYS[2], seq .. '-0', 'e', ARGV[i])
   seqs[#seqs + 1] = seq
@@ -36,6 +48,7 @@ for k, v in pairs(cjson.decode(ARGV[5])) do fields[#fields + 1] = k; fields[#fie
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
+if KEYS[3] and #seqs > 0 then redis.call('SET', KEYS[3], 'applied:' .. seqs[1] .. ':' .. ARGV[6], 'PX', ARGV[7]) end
 if #seqs > 0 then redis.call('PUBLISH', ARGV[3], cjson.encode({c = ARGV[4], s = seqs[#seqs]})) end
 return seqs
 """
@@ -72,6 +85,25 @@ CLAIM_MS = 30_000  # an in-flight claim outlives no process by more than this
 RESPONSE_MS = 86_400_000  # a finished message's response, for retries: clients retry within minutes
 
 
+def stored_response(stored: str) -> dict[str, Any]:
+    """A finished idempotency record's response. Written by :meth:`ConversationStore.complete`: the response
+    itself. Written by an append: ``applied:<seq>`` (one event) gives ``{"seq": seq}``;
+    ``applied:<first seq>:<response>`` (a turn) gives the response with its reply and handoff seqs, which
+    were counted from 0, moved to the real ones."""
+    if not stored.startswith(APPLIED):
+        complete: dict[str, Any] = json.loads(stored)
+        return complete
+    first, _, kept = stored.removeprefix(APPLIED).partition(":")
+    if not kept:
+        return {"seq": int(first)}
+    response: dict[str, Any] = json.loads(kept)
+    offset = int(first)
+    response["replies"] = [{**r, "seq": r["seq"] + offset} for r in response.get("replies") or ()]
+    if response.get("handoff") and response["handoff"].get("seq") is not None:
+        response["handoff"] = {**response["handoff"], "seq": response["handoff"]["seq"] + offset}
+    return response
+
+
 class ConversationNotFound(NotFound):
     def __init__(self, conversation_id: str) -> None:
         super().__init__(f"no conversation {conversation_id!r}")
@@ -84,7 +116,7 @@ def now_ms() -> int:
 
 class ConversationStore:
     def __init__(
-        self, redis: aredis.Redis, prefix: str = "triage:", retention_seconds: int = 90 * 86400
+        self, redis: RedisClient, prefix: str = "triage:", retention_seconds: int = 90 * 86400
     ) -> None:
         # redis-py's annotations cover bytes and str replies; with decode_responses=True they are str.
         self.redis: Any = redis
@@ -125,15 +157,18 @@ class ConversationStore:
             **fields,
         }
         key = self.key(conversation_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=True) as pipe:  # the conversation's slot only
             pipe.hsetnx(key, "conversation_id", conversation_id)
             pipe.hset(key, mapping={k: v for k, v in record.items() if k != "conversation_id"})
             pipe.pexpire(key, self.retention_ms)
-            pipe.zadd(self.keys.conversations, {conversation_id: now_ms()})
-            pipe.zremrangebyscore(self.keys.conversations, "-inf", now_ms() - self.retention_ms)
             created, *_ = await pipe.execute()
         if not created:
             raise AlreadyExists(f"conversation {conversation_id!r} already exists")
+        # The index is another slot: written after the record, so every id it lists has one.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.conversations, {conversation_id: now_ms()})
+            pipe.zremrangebyscore(self.keys.conversations, "-inf", now_ms() - self.retention_ms)
+            await pipe.execute()
         return record
 
     async def get_or_create(
@@ -212,10 +247,17 @@ class ConversationStore:
         return {"seq": int(seq), **payload}
 
     async def append_many(
-        self, conversation_id: str, events: list[dict[str, Any]], memory: dict[str, Any] | None = None
+        self,
+        conversation_id: str,
+        events: list[dict[str, Any]],
+        memory: dict[str, Any] | None = None,
+        once: str | None = None,
+        response: dict[str, Any] | None = None,
     ) -> list[int]:
         """Append ``events`` in order and save ``memory`` (record fields), atomically in one round trip;
-        returns their sequence numbers."""
+        returns their sequence numbers. ``once``: the client message id whose turn this is — written at most
+        once, and ``response`` (its reply and handoff seqs counted from 0 within ``events``) kept for the
+        message's retries in the same script (:meth:`claim` gives it back with the real seqs)."""
         ts = now_ms()
         values = {
             k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
@@ -225,14 +267,19 @@ class ConversationStore:
             raise ValueError(
                 f"ownership fields go through HandoffStore: {sorted(DESK_FIELDS & values.keys())}"
             )
+        keys = [self.key(conversation_id), self.events_key(conversation_id)]
+        if once is not None:
+            keys.append(self._idem_key(conversation_id, once))
         seqs = await self._append_many(
-            keys=[self.key(conversation_id), self.events_key(conversation_id)],
+            keys=keys,
             args=[
                 self.retention_ms,
                 ts,
                 self.keys.events_channel,
                 conversation_id,
                 json.dumps(values, ensure_ascii=False) if values else "{}",
+                json.dumps(response or {}, ensure_ascii=False),
+                min(self.retention_ms, RESPONSE_MS),
                 *(json.dumps({"ts": ts, **event}, ensure_ascii=False) for event in events),
             ],
         )
@@ -276,11 +323,8 @@ class ConversationStore:
         deadline = time.monotonic() + wait_s
         while True:
             stored = await self.redis.get(key)
-            if stored and stored.startswith(APPLIED):
-                return {"seq": int(stored.removeprefix(APPLIED))}
             if stored:
-                response: dict[str, Any] = json.loads(stored)
-                return response
+                return stored_response(stored)
             # None: the first delivery failed and released its claim, so this one takes over.
             # An expired claim (its process died mid-message) is None too: this delivery takes over.
             if stored is None and await self.redis.set(key, "", nx=True, px=CLAIM_MS):

@@ -218,6 +218,35 @@ def test_concurrent_duplicates_are_processed_once(chat: Chat, client: TestClient
     assert len([e for e in chat.events() if e.get("role") == "user"]) == 1
 
 
+def test_a_turn_written_by_a_process_that_died_before_answering_is_not_written_again(
+    chat: Chat, client: TestClient
+) -> None:
+    """Regression: the turn (the user's message and the replies) and the response kept for retries were two
+    writes. A process killed between them left an in-flight claim that expired after 30 s, and the client's
+    retry processed the message again: the message and its replies were stored twice."""
+    from bot.message import Message
+    from bot.store.keys import Keys
+
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    store = engine.s.store
+    message = Message("web", "", chat.id, "发票查验失败怎么办", "died-1")
+    key = Keys(store.keys.prefix).idempotency(chat.id, "died-1")
+
+    async def first_delivery_then_death() -> dict[str, object]:
+        assert await store.claim(chat.id, "died-1") is None  # what handle() does first
+        response: dict[str, object] = await engine._process(message)  # the turn is written…
+        if await store.redis.get(key) == "":  # …and the process dies: its claim runs out
+            await store.redis.delete(key)
+        return response
+
+    first = client.portal.call(first_delivery_then_death)  # type: ignore[union-attr]
+    retried = client.portal.call(engine.handle, message)  # type: ignore[union-attr]
+    users = [e for e in chat.events() if e.get("role") == "user"]
+    assert len(users) == 1
+    assert [r["seq"] for r in retried["replies"]] == [r["seq"] for r in first["replies"]]  # type: ignore[index, union-attr]
+    assert retried["state"] == first["state"] and retried["conversation_id"] == chat.id
+
+
 def test_sensitive_numbers_are_masked_in_the_transcript(chat: Chat) -> None:
     chat.say("我手机13812345678收不到验证码，发票号码24442000000123456789")
     user = next(e for e in chat.events() if e.get("role") == "user")
