@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.common import ROOT
-from tests.live import RedisServer, free_port, wait_until_ready
+from tests.live import RedisServer, free_port, serve_command, wait_until_ready
 
 _TRAIN = "from bot.app import load_understanding; from bot.settings import Settings; load_understanding(Settings())"
 
@@ -66,16 +66,7 @@ def app_servers(count: int = 1, env: dict[str, str] | None = None) -> Iterator[C
             }
             processes.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "triagebot.main:app",
-                        "--port",
-                        str(port),
-                        "--log-level",
-                        "warning",
-                    ],
+                    serve_command("127.0.0.1", port),
                     cwd=ROOT,
                     env=full_env,
                 )

@@ -26,7 +26,7 @@ import websockets
 from benchmarks.common import ROOT, percentiles, write_result
 from bot.store.conversations import ConversationStore
 from handoff_gateway.agents import AgentStore
-from tests.live import RedisServer, frames_until, free_port, wait_until_ready
+from tests.live import RedisServer, frames_until, free_port, serve_command, wait_until_ready
 
 STEPS = (100, 1_000, 5_000)
 RESTARTS = 7
@@ -45,16 +45,7 @@ def app_on_own_redis(env: dict[str, str]) -> Iterator[App]:
     redis = RedisServer(folder / "redis").start()
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "triagebot.main:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
+        serve_command("127.0.0.1", port),
         cwd=ROOT,
         env={
             **os.environ,

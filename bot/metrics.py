@@ -33,6 +33,13 @@ class Metrics:
         self.reply_latency = Histogram(
             "triage_reply_seconds", "Time from message to stored reply", buckets=_LATENCY_BUCKETS, registry=r
         )
+        self.gc_pause = Histogram(
+            "triage_gc_pause_seconds",
+            "Garbage-collector pauses (the event loop stands still), by generation",
+            ["generation"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.websockets = Counter(
             "triage_websocket_connections", "Websocket connections accepted", ["endpoint"], registry=r
         )

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         "TRIAGE_REDIS_URL is not used.",
     )
     redis_sentinel_service: str = Field("triage", description="The Sentinel service (master name) to use.")
+    redis_cluster_nodes: str = Field(
+        "",
+        description="Comma-separated host:port of any nodes of a Redis Cluster; set: the client learns the "
+        "rest of the cluster from them and follows slot moves and failovers (docs/operations.md), and "
+        "TRIAGE_REDIS_URL and TRIAGE_REDIS_SENTINELS are not used.",
+    )
     redis_prefix: str = Field("triage:", description="Prefix of every Redis key this deployment writes.")
     redis_max_connections: int = Field(
         128,
@@ -155,6 +161,12 @@ class Settings(BaseSettings):
         2, ge=1, description="nlu_fallback replies in a row before a handoff."
     )
     heartbeat_seconds: float = Field(15.0, gt=0, description="Websocket heartbeat interval.")
+    ws_compression: bool = Field(
+        False,
+        description="permessage-deflate on websockets. Off by default: chat frames are a few hundred bytes, "
+        "and each compressed socket costs a zlib context of its own in memory and CPU on every frame "
+        "(docs/benchmarks.md, the load figures).",
+    )
     rasa_webhook_token: SecretStr | None = Field(
         None,
         description="Shared secret of the Rasa endpoints (/webhooks/rest, /webhooks/callback, /model/parse), "
@@ -187,6 +199,18 @@ class Settings(BaseSettings):
     )
     rasa_timeout_seconds: float = Field(
         2.0, gt=0, description="A Rasa parse slower than this is answered by the native pipeline."
+    )
+    gc_freeze: bool = Field(
+        True,
+        description="Freeze what start-up loaded (models, dictionaries, the KB index) out of the garbage "
+        "collector's full passes, which otherwise walk it again on every one (bot/gcpause.py).",
+    )
+    gc_thresholds: str = Field(
+        "700,10,100",
+        description="gc.set_threshold for the app process: allocations before a young collection, young "
+        "collections per middle one, middle ones before a full one is considered. CPython's 700,10,10 "
+        "walks the whole heap — every open socket's objects — far more often (bot/gcpause.py).",
+        pattern=r"^\d+,\d+,\d+$",
     )
     cpu_workers: int = Field(
         4,

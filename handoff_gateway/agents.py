@@ -27,10 +27,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import redis.asyncio as aredis
-
 from bot.cpu import CpuPool, run_cpu
 from bot.errors import AlreadyExists, AuthError, RateLimited, TriageError
+from bot.store.client import RedisClient
 from bot.store.keys import Keys
 from handoff_gateway.tokens import ApiTokens, TokenInfo
 from handoff_gateway.tokens import token_hash as token_hash  # sessions are hashed alike
@@ -110,7 +109,7 @@ class Agent:
 class AgentStore:
     def __init__(
         self,
-        redis: aredis.Redis,
+        redis: RedisClient,
         prefix: str = "triage:",
         session_hours: float = 12.0,
         max_failures: int = 5,
@@ -214,11 +213,11 @@ class AgentStore:
         matched = await run_cpu(self.cpu, verify_password, password, stored or _DUMMY_HASH)
         ok = matched and stored is not None
         if not ok:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for key in (by_name, by_address):
+            for key in (by_name, by_address):  # one transaction per key: they are in different slots
+                async with self.redis.pipeline(transaction=True) as pipe:
                     pipe.incr(key)
-                    pipe.expire(key, self.lockout_seconds)
-                await pipe.execute()
+                    pipe.expire(key, self.lockout_seconds)  # never a counter without its expiry
+                    await pipe.execute()
             raise AuthError("wrong name or password")
         await self.redis.delete(by_name)
         token = "ses_" + secrets.token_urlsafe(24)

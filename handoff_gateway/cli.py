@@ -12,7 +12,7 @@ import typer
 from redis.exceptions import RedisError
 
 from bot.errors import ConfigError, NotFound, TriageError
-from bot.store.connection import connect
+from bot.store.connection import connect_to
 from bot.terminal import console, friendly_errors, settings
 from handoff_gateway.agents import ROLES, Agent, AgentStore
 from handoff_gateway.tokens import TokenInfo
@@ -25,13 +25,7 @@ T = TypeVar("T")
 
 async def _with_store(action: Callable[[AgentStore], Awaitable[T]]) -> T:
     s = settings()
-    handle = connect(
-        s.redis_url,
-        s.var_dir,
-        max_connections=10,
-        sentinels=s.redis_sentinels,
-        service=s.redis_sentinel_service,
-    )
+    handle = connect_to(s, max_connections=10)
     try:
         return await action(
             AgentStore(handle.client, s.redis_prefix, s.agent_session_hours, token_days=s.agent_token_days)

@@ -19,6 +19,7 @@ from typing import Any
 
 from bot.contracts.conversation import Conversation
 from bot.ownership import IN_QUEUE, Owner
+from bot.store.connection import pubsub_of
 from bot.vocabulary import GROUPS, INTENT_AREA
 from handoff_gateway.agents import Agent
 from handoff_gateway.alerts import Alerts, escalation
@@ -55,8 +56,9 @@ class Dispatcher:
         """Wake on desk changes published by any process: the process holding the lock may not be the one
         that queued the conversation. Redis trouble: wait and subscribe again (the interval still runs)."""
         while not self._stopped:
-            pubsub = self.redis.pubsub()
+            pubsub: Any = None
             try:
+                pubsub = await pubsub_of(self.redis)
                 await pubsub.subscribe(self.keys.desk_channel)
                 while not self._stopped:
                     if await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0) is not None:
@@ -69,8 +71,9 @@ class Dispatcher:
                 logger.warning("dispatcher wake-up subscription lost (%r); retrying", exc)
                 await asyncio.sleep(1.0)
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
 
     def stop(self) -> None:
         self._stopped = True

@@ -21,6 +21,7 @@ from typing import Any
 from bot.store.keys import Keys
 
 PREFIX = "agt_"
+LISTED_FIRST_S = 60  # a token is listed before it works (two Redis slots): not pruned while that young
 
 
 def token_hash(token: str) -> str:
@@ -62,13 +63,13 @@ class ApiTokens:
         now = int(time.time())
         info = TokenInfo(token_id_of(digest), agent_id, digest, now, now + self.seconds)
         record = {"digest": digest, "created_at": info.created_at, "expires_at": info.expires_at}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if set_key:
-                pipe.set(self.keys.api_token(digest), agent_id, ex=self.seconds)
-            else:
-                pipe.expire(self.keys.api_token(digest), self.seconds)
-            pipe.hset(self.keys.agent_tokens(agent_id), info.token_id, json.dumps(record))
-            await pipe.execute()
+        # Two slots: listed first, then made to work — a crash in between leaves a listed token that opens
+        # nothing (and can be revoked), never a working token nobody can see.
+        await self.redis.hset(self.keys.agent_tokens(agent_id), info.token_id, json.dumps(record))
+        if set_key:
+            await self.redis.set(self.keys.api_token(digest), agent_id, ex=self.seconds)
+        else:
+            await self.redis.expire(self.keys.api_token(digest), self.seconds)
         return info
 
     async def agent_of(self, digest: str) -> str | None:
@@ -89,10 +90,16 @@ class ApiTokens:
             for info in infos:
                 pipe.exists(self.keys.api_token(info.digest))
             alive = await pipe.execute() if infos else []
-        gone = [info.token_id for info, exists in zip(infos, alive, strict=True) if not exists]
+        settled = time.time() - LISTED_FIRST_S  # a token listed this recently may be about to start working
+        gone = [
+            info.token_id
+            for info, exists in zip(infos, alive, strict=True)
+            if not exists and info.created_at < settled
+        ]
         if gone:
             await self.redis.hdel(self.keys.agent_tokens(agent_id), *gone)
-        return sorted((i for i in infos if i.token_id not in gone), key=lambda i: (i.created_at, i.token_id))
+        live = (i for i, exists in zip(infos, alive, strict=True) if exists)
+        return sorted(live, key=lambda i: (i.created_at, i.token_id))
 
     async def find(self, token_id: str) -> TokenInfo | None:
         """A token by its id, whoever's it is (agents are few: one HGET each)."""
@@ -109,10 +116,9 @@ class ApiTokens:
         return None
 
     async def revoke(self, info: TokenInfo) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self.keys.api_token(info.digest))
-            pipe.hdel(self.keys.agent_tokens(info.agent_id), info.token_id)
-            await pipe.execute()
+        # Stops working first, then leaves the list (two slots; see _index).
+        await self.redis.delete(self.keys.api_token(info.digest))
+        await self.redis.hdel(self.keys.agent_tokens(info.agent_id), info.token_id)
 
     @staticmethod
     def _info(agent_id: str, token_id: str, record: str) -> TokenInfo:

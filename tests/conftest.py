@@ -96,6 +96,9 @@ def settings(tmp_path: Path, redis_url: str, redis_prefix: str, model_dir: Path)
         data_dir=DATA_DIR,
         kb_dir=KB_DIR,
         heartbeat_seconds=0.5,
+        # Freezing is process-wide: in-process apps here share one heap with pytest and each other
+        # (tests/app/test_gcpause.py turns it on for its own app).
+        gc_freeze=False,
         on_duty=True,  # the conversation tests queue without signed-in agents; gateway tests use presence
         rota_file=tmp_path / "no-rota.yml",
         identity_secret=SecretStr(IDENTITY_SECRET),  # tests/identity_tokens.py signs with it

@@ -113,6 +113,98 @@ class RedisServer:
         self.process.send_signal(signal.SIGCONT)
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster-bus port (the port + 10,000) is free too and under 65,536."""
+    while True:
+        port = free_port()
+        if port + 10000 >= 65536:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+class LocalCluster:
+    """A Redis Cluster of ``masters`` redis-server processes on loopback ports, the 16,384 slots split between
+    them, started the way ``redis-cli --cluster create`` does it (ADDSLOTS, MEET) so only redis-server is
+    needed. ``nodes``: ``host:port,…`` for ``TRIAGE_REDIS_CLUSTER_NODES``."""
+
+    SLOTS = 16384
+
+    def __init__(self, folder: Path, masters: int = 3) -> None:
+        self.servers = [
+            RedisServer(
+                folder / f"node{i}",
+                _cluster_port(),
+                "everysec",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            )
+            for i in range(masters)
+        ]
+
+    @property
+    def nodes(self) -> str:
+        return ",".join(f"127.0.0.1:{server.port}" for server in self.servers)
+
+    def start(self, timeout: float = 30.0) -> LocalCluster:
+        try:
+            for server in self.servers:
+                server.start()
+            self._form(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _form(self, timeout: float) -> None:
+        clients = [redis.Redis(port=server.port, decode_responses=True) for server in self.servers]
+        share = self.SLOTS // len(clients)
+        for i, client in enumerate(clients):
+            last = self.SLOTS - 1 if i == len(clients) - 1 else (i + 1) * share - 1
+            client.execute_command("CLUSTER", "ADDSLOTS", *range(i * share, last + 1))
+        for server in self.servers[1:]:
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", server.port)
+
+        def formed(client: redis.Redis) -> bool:
+            # Every node knows every other (and its slots) before a client trusts the slot map.
+            info = str(client.execute_command("CLUSTER", "INFO"))
+            nodes = str(client.execute_command("CLUSTER", "NODES")).strip().splitlines()
+            return "cluster_state:ok" in info and len(nodes) == len(clients)
+
+        deadline = time.monotonic() + timeout
+        while not all(formed(c) for c in clients):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster on {self.nodes} did not form in {timeout:.0f} s")
+            time.sleep(0.1)
+        for client in clients:
+            client.close()
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.kill()
+
+
+def client_for(address: str) -> Any:
+    """An asyncio client for ``address``: a ``redis://`` URL, or ``cluster:host:port,…`` (a Redis Cluster)."""
+    import redis.asyncio as aredis
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    if address.startswith("cluster:"):
+        nodes = [a.rpartition(":") for a in address.removeprefix("cluster:").split(",")]
+        return RedisCluster(
+            startup_nodes=[ClusterNode(h, int(p)) for h, _, p in nodes], decode_responses=True
+        )
+    return aredis.Redis.from_url(address, decode_responses=True)
+
+
 def app_env(
     redis_url: str, prefix: str, var: Path, model_dir: Path | None = None, **extra: str
 ) -> dict[str, str]:
@@ -168,8 +260,14 @@ class Sentinel:
             self.process.wait(10)
 
 
+def serve_command(host: str, port: int) -> list[str]:
+    """The production command, ``triage serve``, run by this interpreter: uvicorn with the options users get
+    (proxy headers, websocket pings and compression from the settings)."""
+    return [sys.executable, "-m", "triagebot.cli", "serve", "--host", host, "--port", str(port)]
+
+
 class AppProcess:
-    """``python -m uvicorn triagebot.main:app`` on a free loopback port, configured by ``TRIAGE_*`` variables
+    """``triage serve`` on a free loopback port, configured by ``TRIAGE_*`` variables
     (``env``) over this process's environment; its output goes to ``log``. Stopped with SIGTERM or killed."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
@@ -201,16 +299,7 @@ class AppProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "triagebot.main:app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
+                serve_command("127.0.0.1", self.port),
                 cwd=ROOT,
                 env={**os.environ, **self.env},
                 stdout=out,

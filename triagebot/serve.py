@@ -18,9 +18,16 @@ from handoff_gateway.cli import has_agents
 
 
 def uvicorn_options(s: Settings) -> dict[str, Any]:
-    """The proxy-header options for uvicorn: trust none unless proxies are configured."""
+    """uvicorn's options from the settings: proxy headers trusted from configured proxies only; websocket
+    pings (a peer that stops answering is dropped within 40 s) and compression."""
     trusted = [address.strip() for address in s.trusted_proxies.split(",") if address.strip()]
-    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
+    return {
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted,
+        "ws_ping_interval": 20,
+        "ws_ping_timeout": 20,
+        "ws_per_message_deflate": s.ws_compression,
+    }
 
 
 def banner(url: str, agents: bool | None) -> str:
@@ -61,8 +68,6 @@ def serve(
         port=port,
         workers=workers,
         log_level=s.log_level.lower(),
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
         factory=False,
         **uvicorn_options(s),
     )

@@ -36,6 +36,7 @@ from bot.channels.registry import build_channels
 from bot.cpu import CpuPool
 from bot.engine import Engine, Services
 from bot.errors import InputError
+from bot.gcpause import GcWatch, freeze_startup, tune
 from bot.inbox import Inbox
 from bot.kb.search import KnowledgeBase
 from bot.metrics import Metrics
@@ -45,7 +46,7 @@ from bot.nlu.training_data import load_training_data
 from bot.outbox import Outbox
 from bot.settings import Settings
 from bot.store.attachments import AttachmentStore
-from bot.store.connection import connect
+from bot.store.connection import connect_to
 from bot.store.conversations import ConversationStore
 from bot.store.handoffs import HandoffStore
 from bot.store.keys import Keys
@@ -108,15 +109,7 @@ def build_app(
         loaded_nlu, loaded_kb = (
             (nlu, kb) if nlu and kb else await asyncio.to_thread(load_understanding, settings)
         )
-        handle = await asyncio.to_thread(
-            connect,
-            settings.redis_url,
-            settings.var_dir,
-            settings.redis_max_connections,
-            timeout=settings.redis_timeout_seconds,
-            sentinels=settings.redis_sentinels,
-            service=settings.redis_sentinel_service,
-        )
+        handle = await asyncio.to_thread(connect_to, settings)
         retention = settings.transcript_retention_days * 86400
         cpu = CpuPool(settings.cpu_workers)
         metrics = Metrics()
@@ -165,18 +158,24 @@ def build_app(
         for stream in app.state.streams:
             await stream.start()
         started: list[AppExtension] = []
+        gc_watch = GcWatch(metrics.gc_pause)
+        gc_watch.install()
         try:
             for extension in extensions:
                 await extension.start(app, services)
                 started.append(extension)
+            frozen = freeze_startup() if settings.gc_freeze else 0
+            tune(settings.gc_thresholds)
             logger.info(
-                "triagebot ready: Redis %s, %d intents, %d articles",
+                "triagebot ready: Redis %s, %d intents, %d articles; %d start-up objects frozen",
                 handle.description,
                 len(loaded_nlu.intents),
                 len(loaded_kb.index.articles),
+                frozen,
             )
             yield
         finally:
+            gc_watch.remove()
             for extension in reversed(started):
                 await extension.stop()
             for stream in app.state.streams:

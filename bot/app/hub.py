@@ -27,12 +27,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.store.client import RedisClient
+from bot.store.connection import pubsub_of
 from bot.store.conversations import ConversationStore
 from bot.tasks import cancel_and_wait
 
@@ -41,7 +42,8 @@ logger = logging.getLogger(__name__)
 PAGE = 500  # events per XRANGE
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 FIRST_SUBSCRIPTION_WAIT_S = 5.0
-RESYNC_WAIT_S = 5.0  # for the followed conversations' catch-up before consoles are told
+RESYNC_WAIT_S = 5.0
+SUBSCRIBE_AGAIN_S = 1.0  # for the followed conversations' catch-up before consoles are told
 
 
 # ----------------------------------------------------------------------- what a connection receives
@@ -104,7 +106,8 @@ class Inbox:
         if timeout is not None and timeout <= 0:
             return None
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
+            async with asyncio.timeout(timeout):  # no task per wait, as wait_for makes on 3.11
+                return await self._queue.get()
         except TimeoutError:
             return None
 
@@ -139,7 +142,7 @@ class _Topic:
 # --------------------------------------------------------------------------------------- the hub
 class EventHub:
     def __init__(
-        self, store: ConversationStore, subscriber: aredis.Redis | None = None, sweep_s: float = 15.0
+        self, store: ConversationStore, subscriber: RedisClient | None = None, sweep_s: float = 15.0
     ) -> None:
         """``subscriber``: a client whose connections do not retry inside redis-py (see
         ``bot.store.connection``), so that every drop reaches the hub and is followed by a re-sync."""
@@ -285,7 +288,14 @@ class EventHub:
     # -------------------------------------------------------------------- pub/sub
     async def _run(self) -> None:
         while True:
-            pubsub = await self._retry.call_with_retry(self._subscribe, self._subscribe_failed)
+            try:
+                pubsub = await self._retry.call_with_retry(self._subscribe, self._subscribe_failed)
+            except Exception:
+                # Not Redis being away (retried above) but something unforeseen: this task is every socket's
+                # delivery, so it logs, waits and subscribes again rather than die.
+                logger.exception("event hub: subscribing failed; trying again in %.0f s", SUBSCRIBE_AGAIN_S)
+                await asyncio.sleep(SUBSCRIBE_AGAIN_S)
+                continue
             if self._subscribed.is_set():
                 self.reconnects += 1
                 await self._resync()
@@ -312,7 +322,7 @@ class EventHub:
                     await pubsub.aclose()
 
     async def _subscribe(self) -> Any:
-        pubsub = self._subscriber.pubsub()
+        pubsub = await pubsub_of(self._subscriber)
         try:
             await pubsub.subscribe(self.keys.events_channel, self.keys.typing_channel, self.keys.desk_channel)
             await pubsub.psubscribe(self.keys.agent_channel("*"))

@@ -21,7 +21,7 @@ from bot.kb.index import load_or_build
 from bot.kb.search import search_index
 from bot.nlu.training_data import load_training_data
 from bot.settings import Settings
-from bot.store.connection import connect
+from bot.store.connection import connect_to
 from bot.store.keys import Keys
 
 _SPAN = re.compile(r"^(?P<n>[1-9][0-9]{0,3})(?P<unit>[hdw])$")
@@ -37,7 +37,7 @@ def span_seconds(span: str) -> int:
 
 
 async def _read(s: Settings, since_ms: int) -> list[Gap]:
-    handle = connect(s.redis_url, s.var_dir, max_connections=4)
+    handle = connect_to(s, max_connections=4)
     try:
         return await read_gaps(handle.client, Keys(s.redis_prefix), since_ms)
     finally:

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from bot.settings import Settings
 from bot.store.embedded import EmbeddedRedis
 
 logger = logging.getLogger(__name__)
@@ -29,8 +31,8 @@ class RedisHandle:
     """``client``: the pool for short commands. ``subscriber``: the event hub's own connection — no retries
     inside redis-py, so that a dropped subscription surfaces to the hub, which re-syncs what it missed."""
 
-    client: aredis.Redis
-    subscriber: aredis.Redis
+    client: aredis.Redis | RedisCluster
+    subscriber: aredis.Redis | RedisCluster
     embedded: EmbeddedRedis | None = None  # this process's use of the embedded server
     description: str = ""
     _closed: bool = field(default=False, init=False)
@@ -41,8 +43,9 @@ class RedisHandle:
         self._closed = True
         for client in (self.subscriber, self.client):
             await client.aclose()
-            # The pools were built here, so the clients do not own them: close their connections explicitly.
-            await client.connection_pool.disconnect()
+            if isinstance(client, aredis.Redis):
+                # The pools were built here, so the clients do not own them: close their connections.
+                await client.connection_pool.disconnect()
         if self.embedded is not None:
             # After our own connections are closed: the last user saves and stops the server.
             await asyncio.to_thread(self.embedded.close)
@@ -56,9 +59,11 @@ def connect(
     timeout: float = 5.0,
     sentinels: str = "",
     service: str = "triage",
+    cluster_nodes: str = "",
 ) -> RedisHandle:
-    """A pooled client; with ``sentinels`` (``host:port,…``), the primary of ``service`` they name; else with
-    no URL, start (or reuse) the embedded server in ``var_dir/redis``.
+    """A pooled client; with ``cluster_nodes`` (``host:port,…``), the Redis Cluster they belong to; with
+    ``sentinels`` (``host:port,…``), the primary of ``service`` they name; else with no URL, start (or
+    reuse) the embedded server in ``var_dir/redis``.
 
     Websockets hold no connection of their own: one event hub per process subscribes once
     (``subscriber``) and reads transcripts through the pool, so the pool
@@ -75,6 +80,8 @@ def connect(
     }
     name = client_name or f"triage-{os.getpid()}"
     options: dict[str, Any] = {"decode_responses": True, "socket_timeout": timeout}
+    if cluster_nodes:
+        return _cluster(cluster_nodes, max_connections, name, retry, options)
     if sentinels:
         return _through_sentinels(sentinels, service, max_connections, name, retry, options)
     if url:
@@ -108,6 +115,59 @@ def connect(
     )
 
 
+async def pubsub_of(client: Any) -> Any:
+    """A pub/sub on ``client``. A cluster client learns its slot map first: its pub/sub picks a node by it,
+    and a client that has run no command yet has none."""
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+    return client.pubsub()
+
+
+def connect_to(s: Settings, max_connections: int | None = None, client_name: str = "") -> RedisHandle:
+    """:func:`connect` to the Redis the settings name (a cluster, Sentinels, a URL or the embedded one)."""
+    return connect(
+        s.redis_url,
+        s.var_dir,
+        max_connections or s.redis_max_connections,
+        client_name,
+        timeout=s.redis_timeout_seconds,
+        sentinels=s.redis_sentinels,
+        service=s.redis_sentinel_service,
+        cluster_nodes=s.redis_cluster_nodes,
+    )
+
+
+def _addresses(listed: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` → [(host, port), …]; a clear error for anything else."""
+    addresses = []
+    for address in filter(None, (a.strip() for a in listed.split(","))):
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{address!r} is not host:port (expected a comma-separated list of host:port)")
+        addresses.append((host, int(port)))
+    return addresses
+
+
+def _cluster(
+    nodes: str, max_connections: int, name: str, retry: dict[str, Any], options: dict[str, Any]
+) -> RedisHandle:
+    """A Redis Cluster: the client learns the slot map from any of ``nodes`` and follows it as slots move
+    or a replica is promoted. Every multi-key script and transaction stays inside one hash-tag slot
+    (bot/store/keys.py). The hub's subscription is classic pub/sub on one node: the cluster bus forwards
+    every PUBLISH to every node, and after a drop the hub subscribes again, on a node that answers."""
+    startup = [ClusterNode(host, port) for host, port in _addresses(nodes)]
+    common = {"socket_connect_timeout": 3, **options}
+    client = RedisCluster(
+        startup_nodes=startup,
+        max_connections=max_connections,
+        client_name=name,
+        retry=retry["retry"],
+        **common,
+    )
+    subscriber = RedisCluster(startup_nodes=startup, max_connections=2, client_name=f"{name}-hub", **common)
+    return RedisHandle(client, subscriber, None, f"Redis Cluster through {nodes}")
+
+
 def _through_sentinels(
     sentinels: str,
     service: str,
@@ -119,10 +179,7 @@ def _through_sentinels(
     """Every connection asks the sentinels where the primary is when it (re)connects: after a failover the
     pool's connections (retried once, as above) and the hub's subscription find the new primary by
     themselves. Sentinel's pool does not wait for a free connection: a burst beyond it fails (503)."""
-    addresses = []
-    for address in sentinels.split(","):
-        host, _, port = address.strip().rpartition(":")
-        addresses.append((host, int(port)))
+    addresses = _addresses(sentinels)
     extra = {"socket_connect_timeout": 3, "health_check_interval": 30, **options}
     manager = Sentinel(addresses, sentinel_kwargs={"socket_timeout": 1, "socket_connect_timeout": 1})
     client = manager.master_for(service, max_connections=max_connections, client_name=name, **retry, **extra)

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import redis.asyncio as aredis
-
 from bot.errors import Conflict, TriageError
 from bot.ownership import IN_QUEUE, Owner, TransitionError, sources
+from bot.store.client import RedisClient
 from bot.store.keys import DAY, Keys
 from bot.vocabulary import GROUPS, MAX_VIP_TIER, Severity
 
@@ -174,7 +173,7 @@ class Move:
 class HandoffStore:
     def __init__(
         self,
-        redis: aredis.Redis,
+        redis: RedisClient,
         prefix: str = "triage:",
         retention_seconds: int = 90 * DAY,
         timezone: str = "Asia/Shanghai",

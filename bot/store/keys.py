@@ -1,6 +1,6 @@
 """Every Redis key and pub/sub channel this deployment uses, with how long each lives — in one place.
 
-Two Redis Cluster hash tags keep every multi-key script inside one slot:
+Redis Cluster hash tags keep every multi-key script and transaction inside one slot:
 
 * ``{<conversation id>}`` — the conversation's own keys (record, transcript, idempotency records, outbox
   lease). The append script and the idempotency claim touch only these.
@@ -8,6 +8,10 @@ Two Redis Cluster hash tags keep every multi-key script inside one slot:
   conversations, tickets, customers' histories, the audit stream. Every ownership transition is one script
   over these keys only. (One slot for the desk bounds its throughput to one shard; handoffs are a small
   share of the traffic — messages, which are the bulk, stay spread over the conversations' slots.)
+* ``{inbox}`` — platform messages taken from WeCom and DingTalk and the ids already seen.
+* ``{analytics}`` — the rollup's cursors, daily counters and the knowledge-gap log.
+
+Keys outside a tag are only ever written one at a time (or in pipelines the client splits by slot).
 
 ``KEYS`` at the bottom is the table docs/redis.md shows: each key either expires (its ``ttl``) or is bounded
 (its ``bound``); tests/store/test_keys.py checks that every key a full desk scenario writes matches a row and
@@ -149,12 +153,13 @@ class Keys:
     # ------------------------------------------------------- chat platforms (WeCom, DingTalk)
     @property
     def inbox(self) -> str:
-        """Inbound platform messages acknowledged to the platform but not yet handled (bot/inbox.py)."""
-        return f"{self.prefix}inbox"
+        """Inbound platform messages acknowledged to the platform but not yet handled (bot/inbox.py). In the
+        ``{inbox}`` slot with the ``seen`` marks: one script takes a message id and queues its message."""
+        return f"{self.prefix}{{inbox}}"
 
     def seen(self, channel: str, app: str, message_id: str) -> str:
         """A platform message id already taken (WeCom MsgId, DingTalk msgId): retries are handled once."""
-        return f"{self.prefix}seen:{channel}:{app}:{message_id}"
+        return f"{self.prefix}{{inbox}}:seen:{channel}:{app}:{message_id}"
 
     def platform_token(self, channel: str, app: str) -> str:
         """A platform API access token, shared by every process until shortly before it expires."""
@@ -355,12 +360,14 @@ KEYS: tuple[KeySpec, ...] = (
         "replies", "hash", "the team's saved replies: id → title, text", bound="500 replies (409 past that)"
     ),
     KeySpec(
-        "inbox",
+        "{inbox}",
         "stream",
         "platform messages taken but not yet handled",
         bound="handled entries deleted; ≤ 100,000 (then 503)",
     ),
-    KeySpec("seen:<channel>:<app>:<message_id>", "string", "a platform message id already taken", "2 d"),
+    KeySpec(
+        "{inbox}:seen:<channel>:<app>:<message_id>", "string", "a platform message id already taken", "2 d"
+    ),
     KeySpec("token:<channel>:<app>", "string", "a platform API access token", "its lifetime less 5 min"),
     KeySpec("token:<channel>:<app>:lock", "string", "the process refreshing that token", "10 s"),
     KeySpec("pace:<channel>:<app>:<user>", "sorted set", "sends to a user in the last minute", "60 s"),

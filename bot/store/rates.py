@@ -12,9 +12,8 @@ import math
 import time
 from typing import Any
 
-import redis.asyncio as aredis
-
 from bot.errors import RateLimited
+from bot.store.client import RedisClient
 from bot.store.keys import Keys
 
 # KEYS[1] the bucket; ARGV: capacity, tokens per ms, now (ms), ttl (ms). Returns 0 (taken) or the ms to wait.
@@ -40,7 +39,7 @@ class RateLimits:
     """New conversations per client address and messages per conversation, each ``0`` for no limit."""
 
     def __init__(
-        self, redis: aredis.Redis, keys: Keys, conversations_per_minute: int, messages_per_minute: int
+        self, redis: RedisClient, keys: Keys, conversations_per_minute: int, messages_per_minute: int
     ) -> None:
         self.keys = keys
         self.conversations_per_minute = conversations_per_minute

@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aredis
 import websockets
 
 from bot.store.conversations import ConversationStore
 from bot.store.keys import Keys
+from tests.live import client_for
 
 RESEND_AFTER_S = 5.0  # no echo and no error this long: send again (same client_msg_id)
 RETRY_PAUSE_S = 0.2
@@ -237,7 +237,7 @@ class Ledger:
 
 async def transcript(redis_url: str, prefix: str, cid: str) -> list[dict[str, Any]]:
     """Every stored event of ``cid`` with its seq, read in one XRANGE."""
-    client = aredis.Redis.from_url(redis_url, decode_responses=True)
+    client = client_for(redis_url)
     try:
         return await ConversationStore(client, prefix).events_after(cid, 0, 100_000)
     finally:
@@ -246,7 +246,7 @@ async def transcript(redis_url: str, prefix: str, cid: str) -> list[dict[str, An
 
 async def stored_seq(redis_url: str, prefix: str, cid: str) -> int:
     """The last seq stored for ``cid``."""
-    client = aredis.Redis.from_url(redis_url, decode_responses=True)
+    client = client_for(redis_url)
     try:
         return int(await client.hget(Keys(prefix).conversation(cid), "seq") or 0)
     finally:

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis.asyncio as aredis
 
 from bot.kb.search import KnowledgeBase
 from bot.nlu.training_data import load_training_data
 from handoff_gateway.agents import AgentStore
 from tests.conftest import DATA_DIR, KB_DIR
-from tests.live import AppProcess, RedisServer, app_env, start_apps
+from tests.live import AppProcess, RedisServer, app_env, client_for, start_apps
 
 # One address opens every conversation and sends every message here: the per-client limits would
 # measure themselves, not the fault.
@@ -93,7 +92,7 @@ async def new_conversations(url: str, count: int) -> list[dict[str, str]]:
 
 async def agent_token(url: str, redis_url: str, prefix: str, name: str, capacity: int = 5) -> tuple[str, str]:
     """Add an agent and sign in: (agent id, session token)."""
-    client = aredis.Redis.from_url(redis_url, decode_responses=True)
+    client = client_for(redis_url)
     try:
         record, _ = await AgentStore(client, prefix).add(
             name, "password-123", "agent", ("zh", "en"), capacity, f"客服{name}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import redis as sync_redis
 from fastapi.testclient import TestClient
@@ -113,24 +114,32 @@ def test_every_key_is_in_the_table_and_expires_or_is_bounded(
 ) -> None:
     """Guards against keys written beside the key table (bot/store/keys.py): unknown key formats, keys that
     never expire without a bound, and per-conversation keys outside their Cluster slot."""
-    desk_settings = settings.model_copy(
+    desk_settings = desk_settings_for(settings)
+    with TestClient(create_app(desk_settings, nlu=nlu, kb=knowledge_base)) as desk:
+        conversations = run_desk_scenario(desk)
+    client = sync_redis.Redis.from_url(settings.redis_url or "", decode_responses=True)
+    try:
+        check_keys(client, settings.redis_prefix, conversations)
+    finally:
+        client.close()
+
+
+def desk_settings_for(settings: Settings) -> Settings:
+    """The scenario's desk: agents' presence decides who is on duty, offers wait, a 2 s first-response SLA."""
+    return settings.model_copy(
         update={
             "on_duty": None,
             "offer_timeout_seconds": 30.0,
             "sla": SLATargets(normal=NormalSLA(first_response_seconds=2)),
         }
     )
-    with TestClient(create_app(desk_settings, nlu=nlu, kb=knowledge_base)) as desk:
-        conversations = run_desk_scenario(desk)
 
-    prefix = settings.redis_prefix
-    client = sync_redis.Redis.from_url(settings.redis_url or "", decode_responses=True)
-    try:
-        keys = sorted(client.scan_iter(f"{prefix}*", count=1000))
-        ttls = {key: client.pttl(key) for key in keys}
-    finally:
-        client.close()
 
+def check_keys(client: Any, prefix: str, conversations: list[str]) -> None:
+    """Every key under ``prefix`` (``client``: a Redis or a RedisCluster, whose SCAN covers every node) is a
+    row of the table, expires or is bounded, and sits in its hash-tag slot."""
+    keys = sorted(client.scan_iter(f"{prefix}*", count=1000))
+    ttls = {key: client.pttl(key) for key in keys}
     specs = {key: spec_for(prefix, key) for key in keys}
     unknown = [key for key, spec in specs.items() if spec is None]
     assert not unknown, f"keys that are no row of bot.store.keys.KEYS: {unknown}"
@@ -144,6 +153,8 @@ def test_every_key_is_in_the_table_and_expires_or_is_bounded(
             assert hash_tag(key) == "desk", key
         elif spec.pattern.startswith("{analytics}"):
             assert hash_tag(key) == "analytics", key
+        elif spec.pattern.startswith("{inbox}"):
+            assert hash_tag(key) == "inbox", key
         elif "<cid>" in spec.pattern:
             assert hash_tag(key) in conversations, key
         else:
