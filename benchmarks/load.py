@@ -52,6 +52,7 @@ import websockets
 from benchmarks.chat import MESSAGES, Socket
 from benchmarks.common import RESULTS, percentiles, write_result
 from benchmarks.servers import Cluster, app_servers, raise_open_files
+from bot.settings import Settings
 from bot.store.keys import Keys
 from handoff_gateway.agents import AgentStore
 
@@ -71,7 +72,7 @@ KNEE_SOCKETS = 2_000
 KNEE_RATES = (25, 50, 75, 100, 150, 200, 300, 500)
 KNEE_STEP_S = 30.0
 URGENT = "系统全挂了，全公司都登录不了，月底关账，紧急！"
-HEARTBEAT_S = 20  # the production default the widget sees
+HEARTBEAT_S = Settings.model_fields["heartbeat_seconds"].default  # the production default the widget sees
 PASSWORD = "password-123"
 
 

@@ -61,7 +61,8 @@ class Engine:
         started = time.perf_counter()
         try:
             # The turn's write keeps the response for retries in the same script (Turn.commit).
-            response = await self._process(message)
+            with store.hold(message.conversation_id, message.message_id):
+                response = await self._process(message)
         except BaseException:
             await store.release(message.conversation_id, message.message_id)
             raise

@@ -167,21 +167,33 @@ class AgentStore:
 
     async def get(self, agent_id: str) -> Agent | None:
         raw = await self.redis.hgetall(self.keys.agent(agent_id))
-        if not raw:
-            return None
-        return Agent(
-            raw["id"],
-            raw["name"],
-            raw["role"],
-            tuple(json.loads(raw["skills"])),
-            int(raw["capacity"]),
-            raw.get("display_name", ""),
-        )
+        return _agent(raw) if raw else None
 
     async def all(self) -> list[Agent]:
         ids = sorted(await self.redis.smembers(self.keys.agents))
-        agents = [await self.get(i) for i in ids]
-        return [a for a in agents if a]
+        if not ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id in ids:
+                pipe.hgetall(self.keys.agent(agent_id))
+            records = await pipe.execute()
+        return [_agent(raw) for raw in records if raw]
+
+    async def roster(self) -> list[Seat]:
+        """Every agent with presence and open conversations, read in two round trips (the dispatcher's view
+        for one pass)."""
+        agents = await self.all()
+        if not agents:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent in agents:
+                pipe.hgetall(self.keys.presence(agent.id))
+                pipe.scard(self.keys.agent_open(agent.id))
+            read = await pipe.execute()
+        return [
+            Seat(agent, _presence(raw), int(count), float(raw.get("idle_since") or 0))
+            for agent, raw, count in zip(agents, read[::2], read[1::2], strict=True)
+        ]
 
     async def by_name(self, name: str) -> Agent | None:
         agent_id = await self.redis.hget(self.keys.agents_by_name, name)
@@ -279,13 +291,37 @@ class AgentStore:
         await self.redis.hset(self.keys.presence(agent_id), "seen", time.time())
 
     async def presence(self, agent_id: str) -> dict[str, Any]:
-        raw = await self.redis.hgetall(self.keys.presence(agent_id))
-        return {
-            "status": raw.get("status", "offline"),
-            "since": float(raw.get("since", 0)),
-            "seen": float(raw.get("seen", 0)),
-        }
+        return _presence(await self.redis.hgetall(self.keys.presence(agent_id)))
 
     async def open_conversations(self, agent_id: str) -> set[str]:
         members: set[str] = await self.redis.smembers(self.keys.agent_open(agent_id))
         return members
+
+
+@dataclass
+class Seat:
+    """An agent as one dispatcher pass sees it: presence, how many conversations it has open, idle since."""
+
+    agent: Agent
+    presence: dict[str, Any]
+    open_count: int
+    idle_since: float
+
+
+def _agent(raw: dict[str, str]) -> Agent:
+    return Agent(
+        raw["id"],
+        raw["name"],
+        raw["role"],
+        tuple(json.loads(raw["skills"])),
+        int(raw["capacity"]),
+        raw.get("display_name", ""),
+    )
+
+
+def _presence(raw: dict[str, str]) -> dict[str, Any]:
+    return {
+        "status": raw.get("status", "offline"),
+        "since": float(raw.get("since", 0)),
+        "seen": float(raw.get("seen", 0)),
+    }

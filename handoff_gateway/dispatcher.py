@@ -21,7 +21,7 @@ from bot.contracts.conversation import Conversation
 from bot.ownership import IN_QUEUE, Owner
 from bot.store.connection import pubsub_of
 from bot.vocabulary import GROUPS, INTENT_AREA
-from handoff_gateway.agents import Agent
+from handoff_gateway.agents import Seat
 from handoff_gateway.alerts import Alerts, escalation
 from handoff_gateway.desk import Desk
 from handoff_gateway.rota import Rota
@@ -101,74 +101,78 @@ class Dispatcher:
         if not got and await self.redis.get(self._lock_key) != self._me:
             return
         await self.redis.pexpire(self._lock_key, ttl)
-        await self.mark_away()
+        # One read of every agent, presence and open count for the whole pass (two round trips): it used to
+        # be three per agent, again for every queued conversation.
+        roster = await self.desk.agents.roster()
+        await self.mark_away(roster)
         await self.expire_offers()
         await self.escalate()
         for group in GROUPS:
-            await self.offer(group)
+            await self.offer(group, roster)
             await self.update_positions(group)
         if time.time() - self._last_trim > 60:
             await self.desk.handoffs.trim()
             self._last_trim = time.time()
 
     # ------------------------------------------------------------- agents
-    async def available(self, group: str, cid: str) -> list[tuple[Agent, int]]:
+    def _eligible(self, seat: Seat, group: str) -> bool:
+        """Online, on duty, skilled for ``group``, not a supervisor."""
+        agent = seat.agent
+        return (
+            not agent.supervisor
+            and group in agent.skills
+            and seat.presence["status"] == "online"
+            and self.rota.on_duty(agent.name)
+        )
+
+    async def available(self, group: str, cid: str, roster: list[Seat] | None = None) -> list[Seat]:
         """Agents who could take ``cid``: online, on duty, skilled, under capacity, not skipped, no other offer."""
         skipped = await self.redis.smembers(self.keys.skipped(cid))
-        offers = [json.loads(v)["agent"] for v in (await self.redis.hgetall(self.keys.offers)).values()]
-        result = []
-        for agent in await self.desk.agents.all():
-            if agent.supervisor or agent.id in skipped or agent.id in offers or group not in agent.skills:
-                continue
-            presence = await self.desk.agents.presence(agent.id)
-            if presence["status"] != "online" or not self.rota.on_duty(agent.name):
-                continue
-            open_count = len(await self.desk.agents.open_conversations(agent.id))
-            if open_count < agent.capacity:
-                result.append((agent, open_count))
-        return result
+        offers = {json.loads(v)["agent"] for v in (await self.redis.hgetall(self.keys.offers)).values()}
+        seats = roster if roster is not None else await self.desk.agents.roster()
+        return [
+            seat
+            for seat in seats
+            if self._eligible(seat, group)
+            and seat.agent.id not in skipped
+            and seat.agent.id not in offers
+            and seat.open_count < seat.agent.capacity
+        ]
 
     async def anyone_on_duty(self, group: str) -> bool:
-        for agent in await self.desk.agents.all():
-            eligible = group in agent.skills and not agent.supervisor and self.rota.on_duty(agent.name)
-            if eligible and (await self.desk.agents.presence(agent.id))["status"] == "online":
-                return True
-        return False
+        return any(self._eligible(seat, group) for seat in await self.desk.agents.roster())
 
-    async def mark_away(self) -> None:
+    async def mark_away(self, roster: list[Seat] | None = None) -> None:
         now = time.time()
-        for agent in await self.desk.agents.all():
-            presence = await self.desk.agents.presence(agent.id)
+        for seat in roster if roster is not None else await self.desk.agents.roster():
+            presence = seat.presence
             if presence["status"] == "online" and now - presence["seen"] > self.config.presence_grace_s:
-                await self.desk.agents.set_presence(agent.id, "away")
-                await self.desk.audit.record("presence_away", "", agent.id, reason="no heartbeat")
+                await self.desk.agents.set_presence(seat.agent.id, "away")
+                presence["status"] = "away"  # the rest of this pass sees it too
+                await self.desk.audit.record("presence_away", "", seat.agent.id, reason="no heartbeat")
 
     # ------------------------------------------------------------- offers
-    async def offer(self, group: str) -> None:
+    async def offer(self, group: str, roster: list[Seat] | None = None) -> None:
         for cid in await self.desk.handoffs.queued(group, 0, 49):
             if await self.redis.hexists(self.keys.offers, cid):
                 continue
-            candidates = await self.available(group, cid)
+            candidates = await self.available(group, cid, roster)
             if not candidates:
                 continue
             preferred = await self.redis.get(self.keys.prefer(cid))
             record = await self.desk.store.get(cid)
             handoff = Conversation.from_redis(record).handoff if record else None
             area = INTENT_AREA.get(handoff.intent or "") if handoff else None
-            idle = {
-                a.id: float(await self.redis.hget(self.keys.presence(a.id), "idle_since") or 0)
-                for a, _ in candidates
-            }
             # A transfer's named agent first; then product-area skill, fewest open chats, longest idle.
             candidates.sort(
-                key=lambda item: (
-                    item[0].name != preferred and item[0].id != preferred,
-                    area is not None and area not in item[0].skills,
-                    item[1],
-                    idle[item[0].id],
+                key=lambda seat: (
+                    seat.agent.name != preferred and seat.agent.id != preferred,
+                    area is not None and area not in seat.agent.skills,
+                    seat.open_count,
+                    seat.idle_since,
                 )
             )
-            agent = candidates[0][0]
+            agent = candidates[0].agent
             expires = time.time() + self.config.offer_timeout_s
             if not await self.desk.handoffs.offer(cid, group, agent.id, expires):
                 continue  # resolved, cancelled or taken while we chose: nobody is offered a gone conversation

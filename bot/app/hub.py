@@ -13,9 +13,9 @@ task drains it to the socket, so a slow client delays nobody else.
 
 When the subscription drops (a Redis restart, a failover) the hub logs it, reconnects with exponential
 backoff, re-reads every followed conversation that moved meanwhile, and tells every desk listener
-:class:`Resynced` (consoles re-assert presence and re-send the queue). A sweep every heartbeat interval —
-one pipelined HGET of the stored ``seq`` of every followed conversation — catches up whatever a lost
-notification left behind.
+:class:`Resynced` (consoles re-assert presence and re-send the queue). A sweep — one pipelined HGET of the
+stored ``seq`` of a quarter of the followed conversations each heartbeat interval, so each within four —
+catches up whatever a lost notification left behind.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ PAGE = 500  # events per XRANGE
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 FIRST_SUBSCRIPTION_WAIT_S = 5.0
 RESYNC_WAIT_S = 5.0
-SUBSCRIBE_AGAIN_S = 1.0  # for the followed conversations' catch-up before consoles are told
+SUBSCRIBE_AGAIN_S = 1.0
+SWEEP_PARTS = 4  # for the followed conversations' catch-up before consoles are told
 
 
 # ----------------------------------------------------------------------- what a connection receives
@@ -257,8 +258,11 @@ class EventHub:
         and catch up those behind; returns how many were behind."""
         return len(await self._sweep())
 
-    async def _sweep(self) -> list[str]:
+    async def _sweep(self, part: int | None = None) -> list[str]:
+        """The sweep over every followed conversation, or over ``part`` of SWEEP_PARTS of them."""
         cids = list(self._topics)
+        if part is not None:
+            cids = [cid for cid in cids if hash(cid) % SWEEP_PARTS == part]
         if not cids:
             return []
         async with self.store.redis.pipeline(transaction=False) as pipe:
@@ -275,10 +279,15 @@ class EventHub:
         return behind
 
     async def _sweep_forever(self) -> None:
+        """A backstop, not the delivery path: a quarter of the followed conversations each interval, so each
+        is checked every SWEEP_PARTS intervals. Sweeping them all every interval was most of an idle
+        process's CPU with 5,000 sockets open (docs/benchmarks.md)."""
+        part = 0
         while True:
             await asyncio.sleep(self.sweep_s)
+            part = (part + 1) % SWEEP_PARTS
             try:
-                if behind := await self.sweep():
+                if behind := len(await self._sweep(part)):
                     logger.info("event hub sweep: %d conversation(s) were behind; caught up", behind)
             except REDIS_DOWN as exc:
                 logger.debug("event hub sweep skipped: %r", exc)

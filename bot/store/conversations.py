@@ -9,16 +9,20 @@ processes: a websocket on one app process sees what another process appended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from bot.contracts.conversation import DESK_FIELDS, Conversation
 from bot.errors import AlreadyExists, NotFound, StillProcessing
 from bot.store.client import RedisClient
 from bot.store.keys import Keys
+
+logger = logging.getLogger(__name__)
 
 # KEYS: the conversation's record and stream, and optionally the message's idempotency record (KEYS[3]).
 # ARGV: 1 retention ms, 2 now ms, 3 events channel, 4 conversation id, 5 the bot's memory (json object of
@@ -73,6 +77,12 @@ redis.call('PUBLISH', ARGV[4], cjson.encode({c = ARGV[5], s = seq}))
 return seq
 """
 
+# A claim in flight (still ``""``) gets CLAIM_MS more; a finished one is left alone. KEYS: the record.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == '' then return redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 0
+"""
+
 # A claim is released only while nothing was applied under it (an ``applied:`` record stays: a retry must
 # find it). KEYS: the idempotency record.
 _RELEASE = """
@@ -81,8 +91,24 @@ return 0
 """
 APPLIED = "applied:"
 
-CLAIM_MS = 30_000  # an in-flight claim outlives no process by more than this
+# An in-flight claim outlives a killed process by at most CLAIM_MS: a retry of its message waits that long at
+# most (it waits up to 10 s). While the message is processed the claim is renewed (ConversationStore.hold), so
+# a slow parse does not lose it; and should it lapse anyway, the turn's write is once-only by itself.
+CLAIM_MS = 6_000
+RENEW_S = 2.0
 RESPONSE_MS = 86_400_000  # a finished message's response, for retries: clients retry within minutes
+
+
+def _forget(pending: set[asyncio.Task[Any]]) -> Any:
+    """A done-callback dropping a renewal from ``pending``; a renewal that failed (Redis away) is not an
+    error: the next one tries again, and a lapsed claim is safe (the turn's write is once-only)."""
+
+    def done(task: asyncio.Task[Any]) -> None:
+        pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("renewing a claim failed: %r", task.exception())
+
+    return done
 
 
 def stored_response(stored: str) -> dict[str, Any]:
@@ -126,6 +152,7 @@ class ConversationStore:
         self._append = redis.register_script(_APPEND)
         self._append_many = redis.register_script(_APPEND_MANY)
         self._release = redis.register_script(_RELEASE)
+        self._renew = redis.register_script(_RENEW)
 
     # ------------------------------------------------------------------ keys
     def key(self, conversation_id: str) -> str:
@@ -332,6 +359,27 @@ class ConversationStore:
             if time.monotonic() > deadline:
                 raise StillProcessing(f"message {client_msg_id!r} is still being processed; retry shortly")
             await asyncio.sleep(0.05)
+
+    @contextlib.contextmanager
+    def hold(self, conversation_id: str, client_msg_id: str) -> Iterator[None]:
+        """Keep this process's claim on ``client_msg_id`` alive while the block runs: renewed every RENEW_S
+        (a timer, no task, unless processing takes that long)."""
+        loop = asyncio.get_running_loop()
+        key = self._idem_key(conversation_id, client_msg_id)
+        pending: set[asyncio.Task[Any]] = set()
+        timers: list[asyncio.TimerHandle] = []
+
+        def renew() -> None:
+            task = loop.create_task(self._renew(keys=[key], args=[CLAIM_MS]))
+            pending.add(task)
+            task.add_done_callback(_forget(pending))
+            timers[0] = loop.call_later(RENEW_S, renew)
+
+        timers.append(loop.call_later(RENEW_S, renew))
+        try:
+            yield
+        finally:
+            timers[0].cancel()
 
     async def complete(self, conversation_id: str, client_msg_id: str, response: dict[str, Any]) -> None:
         await self.redis.set(

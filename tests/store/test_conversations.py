@@ -69,12 +69,12 @@ async def test_duplicate_ids_and_missing_conversations(store: ConversationStore)
 
 async def test_a_dead_process_claim_lapses_and_a_retry_takes_over(store: ConversationStore) -> None:
     """A process killed between claiming a message and completing it leaves a claim that lapses in
-    CLAIM_MS (30 s), not the retention period: the retry then processes the message instead of failing."""
+    CLAIM_MS (6 s), not the retention period: the retry then processes the message instead of failing."""
     cid = (await store.create("web"))["conversation_id"]
     assert await store.claim(cid, "m1") is None  # ... and the process dies here
     key = store.keys.idempotency(cid, "m1")
     assert 0 < await store.redis.pttl(key) <= CLAIM_MS
-    await store.redis.pexpire(key, 200)  # 30 s later, fast-forwarded
+    await store.redis.pexpire(key, 200)  # 6 s later, fast-forwarded
     started = time.monotonic()
     assert await store.claim(cid, "m1", wait_s=5) is None  # the retry takes the message over
     assert time.monotonic() - started < 2
@@ -105,3 +105,24 @@ async def test_an_append_under_a_claim_happens_once_however_often_it_runs(store:
     await store.release(cid, "agent:r1")  # the caller never saw the reply
     assert await store.claim(cid, "agent:r1", wait_s=0.1) == {"seq": first["seq"]}
     assert [e["text"] for e in await store.events_after(cid)] == ["稍等"]
+
+
+async def test_a_claim_is_held_while_its_message_is_processed_and_lapses_soon_after_a_death(
+    store: ConversationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry waits for a message in flight up to 10 s. The claim of a process killed mid-message used to
+    last 30 s, so the retries of that message failed "still being processed" for half a minute; now it lapses
+    in CLAIM_MS and is renewed only while its process is alive and working on it."""
+    from bot.store import conversations
+
+    monkeypatch.setattr(conversations, "RENEW_S", 0.1)
+    monkeypatch.setattr(conversations, "CLAIM_MS", 400)
+    cid = (await store.create("web"))["conversation_id"]
+    key = store.keys.idempotency(cid, "slow")
+    assert await store.claim(cid, "slow") is None
+    with store.hold(cid, "slow"):
+        await asyncio.sleep(1.0)  # a slow parse: two and a half claim lives
+        assert await store.redis.get(key) == ""  # still ours
+    assert CLAIM_MS <= 10_000  # a killed process's claim lapses within a retry's wait
+    await asyncio.sleep(0.6)  # no more renewals: the claim lapses
+    assert await store.claim(cid, "slow", wait_s=1) is None
