@@ -14,12 +14,15 @@ next):
   one app process at the knee, summed by where the time goes (parse, KB search, Redis, websocket, JSON …);
 * **processes**: 1,000 sockets offered more than one process can take, on 1, 2 and 4 processes: throughput and
   server CPU per message;
+* **gc**: 5,000 sockets under CPython's garbage-collector defaults with websocket compression (as shipped
+  before) and under the shipped settings (start-up objects frozen, rarer full collections, no compression);
+  every step records the full collections' pauses from ``/metrics``;
 * **history**: reply latency by how many events the conversation already holds.
 
 The client is one asyncio process on the same machine (its CPU is reported); every socket checks at the end
 that it saw seqs 1..N exactly once and in order (N: the conversation's stored seq).
 
-``python -m benchmarks.load [sockets|knee|processes|history] [--quick]`` writes benchmarks/results/load.json (and
+``python -m benchmarks.load [sockets|knee|processes|gc] [--quick]`` writes benchmarks/results/load.json (and
 load.png); ``--quick`` is a two-minute smoke run of the same code at small sizes.
 """
 
@@ -415,6 +418,7 @@ async def _step(
             }
         stop.set()
         agent_errors = sum(await asyncio.gather(*agent_tasks))
+        gc_pauses = await _gc_pauses(cluster.urls[:processes], http)
     await crowd.close()
     await redis.aclose()
     t = crowd.tally
@@ -447,8 +451,37 @@ async def _step(
         "server_cpu_percent_of_machine": round(100 * busy_cpu / busy_wall / (os.cpu_count() or 1), 1),
         "client_cpu_percent_of_one_core": round(100 * client_cpu / busy_wall, 1),
         "idle": idle,
+        "gc_full_pauses": gc_pauses,
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "_history": t.history,
+    }
+
+
+async def _gc_pauses(urls: list[str], http: httpx.AsyncClient) -> dict[str, Any]:
+    """The app processes' full garbage collections over their life (``triage_gc_pause_seconds``, generation
+    2): how many, their total, and the histogram bucket the longest fell in (None: over the last, 2.5 s)."""
+    count, total, longest = 0, 0.0, 0.0
+    for url in urls:
+        text = (await http.get(f"{url}/metrics")).text
+        here, buckets = 0, []
+        for line in text.splitlines():
+            if not line.startswith("triage_gc_pause_seconds") or 'generation="2"' not in line:
+                continue
+            value = float(line.rsplit(" ", 1)[1])
+            if line.startswith("triage_gc_pause_seconds_count"):
+                here = int(value)
+            elif line.startswith("triage_gc_pause_seconds_sum"):
+                total += value
+            elif (bound := re.search(r'le="([^"]+)"', line)) and bound.group(1) != "+Inf":
+                buckets.append((float(bound.group(1)), value))
+        count += here
+        if here:
+            covering = [b for b, n in sorted(buckets) if n >= here]
+            longest = max(longest, covering[0] if covering else float("inf"))
+    return {
+        "count": count,
+        "seconds": round(total, 2),
+        "longest_at_most_ms": None if longest == float("inf") else round(longest * 1000),
     }
 
 
@@ -464,8 +497,9 @@ def _summary(run: dict) -> str:
 
 
 @contextlib.contextmanager
-def _servers(processes: int) -> Iterator[Cluster]:
+def _servers(processes: int, more: dict[str, str] | None = None) -> Iterator[Cluster]:
     env = {
+        **(more or {}),
         "TRIAGE_HEARTBEAT_SECONDS": str(HEARTBEAT_S),
         "TRIAGE_REDIS_MAX_CONNECTIONS": "64",
     }
@@ -498,6 +532,30 @@ def sockets_steps(sizes: tuple[int, ...], seconds: float) -> list[dict]:
             rate = min(size * RATE_PER_SOCKET, HELD_RATE)
             rows.append(asyncio.run(_step(cluster, size, 2, rate, seconds, AGENTS)))
             _log(_summary(rows[-1]))
+    return rows
+
+
+# What the app shipped with before the load work found the garbage collector (docs/benchmarks.md).
+BEFORE_GC_WORK = {
+    "TRIAGE_GC_FREEZE": "false",
+    "TRIAGE_GC_THRESHOLDS": "700,10,10",
+    "TRIAGE_WS_COMPRESSION": "true",
+}
+
+
+def gc_steps(sockets: int, seconds: float) -> list[dict]:
+    """The same step under CPython's collector defaults with websocket compression (as shipped before) and
+    under the shipped settings: what freezing start-up objects, rarer full collections and no compression
+    change."""
+    rows = []
+    for label, env in (("CPython defaults, compression on", BEFORE_GC_WORK), ("shipped settings", {})):
+        with _servers(2, env) as cluster:
+            asyncio.run(_warm(cluster))
+            row = asyncio.run(
+                _step(cluster, sockets, 2, min(sockets * RATE_PER_SOCKET, HELD_RATE), seconds, AGENTS)
+            )
+            rows.append({"setting": label, **row})
+            _log(f"{label}: {_summary(row)}")
     return rows
 
 
@@ -644,7 +702,7 @@ def _plot(result: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("parts", nargs="*", default=["sockets", "knee", "processes"])
+    parser.add_argument("parts", nargs="*", default=["sockets", "knee", "processes", "gc"])
     parser.add_argument("--quick", action="store_true", help="small sizes, short runs: a smoke test")
     args = parser.parse_args()
     limit = raise_open_files()
@@ -675,11 +733,15 @@ def main() -> None:
         _log(f"knee at {at:,} sockets: {rates} messages/s")
         result["knee"] = knee(at, rates, 8.0 if quick else KNEE_STEP_S, 8.0 if quick else 20.0)
         all_rows += result["knee"]["steps"]
+    if "gc" in args.parts:
+        _log("gc: CPython's collector defaults and compression vs the shipped settings")
+        result["gc"] = gc_steps(500 if quick else 5_000, seconds)
+        all_rows += result["gc"]
     if "processes" in args.parts:
         _log("processes: 1, 2, 4")
         result["processes"] = processes_steps(200 if quick else 1_000, 300 if quick else 150, seconds / 2)
         all_rows += result["processes"]
-    if all_rows:
+    if all_rows and {"sockets", "knee", "processes"} & set(args.parts):  # a gc-only run keeps the history
         result["history"] = history(all_rows)
     for row in all_rows:
         row.pop("_history", None)

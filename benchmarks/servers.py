@@ -68,6 +68,7 @@ def app_servers(count: int = 1, env: dict[str, str] | None = None) -> Iterator[C
                 subprocess.Popen(
                     serve_command("127.0.0.1", port),
                     cwd=ROOT,
+                    stdout=subprocess.DEVNULL,  # triage serve's banner; the logs go to stderr
                     env=full_env,
                 )
             )

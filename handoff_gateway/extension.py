@@ -45,7 +45,11 @@ class DeskExtension:
         self.gateway.start()
         s = services.settings
         self.rollup = Rollup(
-            services.store, s.timezone, s.analytics_retention_days, s.analytics_interval_seconds
+            services.store,
+            s.timezone,
+            s.analytics_retention_days,
+            s.analytics_interval_seconds,
+            getattr(app.state, "hub", None),
         )
         app.state.rollup = self.rollup
         self.rollup.start()

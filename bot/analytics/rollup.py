@@ -26,7 +26,7 @@ import json
 import logging
 import secrets
 import time
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.privacy import mask_sensitive
@@ -219,12 +219,29 @@ def _time(ops: Ops, ho: dict[str, Any], kind: str, seconds: float, target: float
     ops.time(ho["day"], sample)
 
 
+class Touched(Protocol):
+    """What the rollup needs of the event hub (bot/app/hub.py)."""
+
+    def track_touched(self) -> None: ...
+
+    def take_touched(self) -> set[str] | None: ...
+
+    def retouch(self, cid: str) -> None: ...
+
+
 class Rollup:
     """Rolls every conversation's new events up, every ``interval`` seconds, in each app process."""
 
     def __init__(
-        self, store: ConversationStore, timezone: str, retention_days: int, interval: float = 15.0
+        self,
+        store: ConversationStore,
+        timezone: str,
+        retention_days: int,
+        interval: float = 15.0,
+        touched: Touched | None = None,
     ) -> None:
+        """``touched``: the process's event hub, which says which conversations were appended to since the
+        last pass; without it every pass scans the conversations of the last days."""
         self.store = store
         self.redis: Any = store.redis
         self.keys: Keys = store.keys
@@ -235,6 +252,9 @@ class Rollup:
         self._release = store.redis.register_script(_RELEASE)
         self._task: asyncio.Task[None] | None = None
         self._trimmed = 0.0
+        self.touched = touched
+        if touched is not None:
+            touched.track_touched()
 
     async def run_once(self, created_since_ms: int | None = None) -> int:
         """Roll up what is new in the conversations of the index (those created since ``created_since_ms``;
@@ -253,6 +273,23 @@ class Rollup:
             for cid, cursor, seq in zip(ids, cursors, seqs, strict=True):
                 if seq and int(seq) > (json.loads(cursor)["seq"] if cursor else 0):
                     rolled += await self.roll(cid)
+        if time.monotonic() - self._trimmed > TRIM_EVERY_S:
+            await self.trim()
+        return rolled
+
+    async def run_touched(self, cids: set[str]) -> int:
+        """Roll up the conversations appended to since the last pass (one at a time, as :meth:`run_once`
+        does for the ones whose seq moved); when one fails, it and those not reached are kept for the next
+        pass."""
+        rolled, order = 0, sorted(cids)
+        for done, cid in enumerate(order):
+            try:
+                rolled += await self.roll(cid)
+            except Exception:
+                if self.touched is not None:  # this one and the rest: the next pass
+                    for left in order[done:]:
+                        self.touched.retouch(left)
+                raise
         if time.monotonic() - self._trimmed > TRIM_EVERY_S:
             await self.trim()
         return rolled
@@ -306,20 +343,26 @@ class Rollup:
                 return
 
     async def run(self) -> None:
-        """Roll up forever: the conversations of the last days every pass, all of them every hour (an agent
-        may answer a ticket long after it was opened). One process at a time rolls up (a lease): two would do
-        the same reads and folds and all but one of their writes would be refused — under a burst of new
-        conversations that doubled work took the time the processes needed to answer them. A failed pass is
-        logged and the next one tries again."""
+        """Roll up forever: the conversations appended to since the last pass (as the event hub heard it; or,
+        when the hub may have missed some, those of the last days), all of them every hour (an agent may
+        answer a ticket long after it was opened). Scanning the last days' conversations every pass — an
+        HGET each — was a sixth of an idle process's CPU with 5,000 sockets open.
+
+        One process at a time rolls up (a lease): two would do the same reads and folds and all but one of
+        their writes would be refused — under a burst of new conversations that doubled work took the time
+        the processes needed to answer them. A failed pass is logged and the next one tries again."""
         last_full = -FULL_EVERY_S
         token = secrets.token_hex(8)
         while True:
             try:
                 if await self.redis.set(self.keys.analytics_lease, token, nx=True, px=LEASE_MS):
                     try:
+                        touched = self.touched.take_touched() if self.touched is not None else None
                         if time.monotonic() - last_full >= FULL_EVERY_S:
                             await self.run_once()
                             last_full = time.monotonic()
+                        elif touched is not None:
+                            await self.run_touched(touched)
                         else:
                             await self.run_once(int(time.time() * 1000) - RECENT_MS)
                     finally:

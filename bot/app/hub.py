@@ -44,7 +44,8 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 FIRST_SUBSCRIPTION_WAIT_S = 5.0
 RESYNC_WAIT_S = 5.0
 SUBSCRIBE_AGAIN_S = 1.0
-SWEEP_PARTS = 4  # for the followed conversations' catch-up before consoles are told
+SWEEP_PARTS = 4
+TOUCHED_MAX = 100_000  # for the followed conversations' catch-up before consoles are told
 
 
 # ----------------------------------------------------------------------- what a connection receives
@@ -155,6 +156,8 @@ class EventHub:
         # Reconnect forever: 50 ms, 100 ms, … capped at 1 s between attempts.
         self._retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), -1, REDIS_DOWN)  # type: ignore[arg-type]
         self._subscribed = asyncio.Event()
+        self._touched: set[str] | None = None  # conversations notified since take_touched(), when tracked
+        self._touched_since = 0  # self.reconnects when the set was last taken
         self._tasks: list[asyncio.Task[None]] = []
         self.reconnects = 0  # subscriptions re-established after a drop (for tests and metrics)
 
@@ -215,6 +218,28 @@ class EventHub:
             return []
         finally:
             self.unfollow(follow)
+
+    def track_touched(self) -> None:
+        """Remember every conversation an append is notified for, whoever appended it (every process hears
+        every notification): the analytics rollup reads those instead of scanning every conversation."""
+        if self._touched is None:
+            self._touched = set()
+            self._touched_since = self.reconnects
+
+    def take_touched(self) -> set[str] | None:
+        """The conversations notified since the last call; None when notifications may have been missed
+        meanwhile (the subscription dropped, or more than TOUCHED_MAX piled up) — scan instead."""
+        if self._touched is None:
+            return None
+        touched, self._touched = self._touched, set()
+        missed = self.reconnects != self._touched_since or len(touched) > TOUCHED_MAX
+        self._touched_since = self.reconnects
+        return None if missed else touched
+
+    def retouch(self, cid: str) -> None:
+        """Put ``cid`` back for the next take (its rollup failed)."""
+        if self._touched is not None:
+            self._touched.add(cid)
 
     @property
     def followed(self) -> int:
@@ -374,6 +399,8 @@ class EventHub:
             logger.warning("event hub: ignoring a malformed message on %s: %r", channel, message["data"])
             return
         if channel == self.keys.events_channel:
+            if self._touched is not None and len(self._touched) <= TOUCHED_MAX:
+                self._touched.add(str(data.get("c")))
             topic = self._topics.get(str(data.get("c")))
             if topic is not None and topic.behind(int(data.get("s", 0))):
                 self._kick(str(data["c"]))

@@ -33,7 +33,7 @@ def outage(redis: RedisServer, kind: str) -> tuple[Callable[[], object], Callabl
 
 @pytest.mark.parametrize("kind", ["unreachable", "frozen"])
 async def test_outage_is_503_with_retry_after_then_recovers_by_itself(apps: Apps, kind: str) -> None:
-    [app] = apps.start(1)
+    [app] = apps.start(1, TRIAGE_REDIS_TIMEOUT_SECONDS="2")  # a frozen Redis costs each request this
     [conv, other] = await new_conversations(app.url, 2)
     user = User(conv, [app.ws_url])
     await user.connect()
