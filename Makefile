@@ -39,8 +39,8 @@ shell: train ## The interactive parse shell (type a message, see its parse)
 test: install ## Run the test suite
 	$(PY) -m pytest
 
-test-faults: install ## The fault tests: app processes killed, Redis killed/frozen/restarted under traffic (minutes)
-	$(PY) -m pytest -m faults tests/faults
+test-faults: install ## The fault tests: app processes killed, Redis killed/frozen/restarted, the embedded Redis's lifecycle (minutes)
+	$(PY) -m pytest -m faults tests
 
 lint: install ## ruff (lint + format check), mypy and the import layers (import-linter)
 	$(VENV)/bin/ruff check bot handoff_gateway triagebot tests benchmarks

@@ -41,6 +41,7 @@ from redis.exceptions import RedisError, ResponseError
 from bot.channels.base import Channel, DeliveryError
 from bot.channels.outbound import render
 from bot.settings import Settings
+from bot.store.connection import pubsub_of
 from bot.store.conversations import ConversationStore, now_ms, stored_response
 from bot.tasks import cancel_and_wait
 
@@ -149,8 +150,9 @@ class Outbox:
         failures = 0
         backoff = ExponentialWithJitterBackoff(cap=5.0, base=0.1)
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub: Any = None
             try:
+                pubsub = await pubsub_of(self.redis)
                 await pubsub.subscribe(self.keys.events_channel)
                 failures = 0
                 while True:
@@ -161,13 +163,16 @@ class Outbox:
                     cid = json.loads(note["data"]).get("c")
                     if cid and await self._is_followed(cid):
                         self.kick(cid)
-            except (RedisError, OSError) as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away, or anything unforeseen: this task must not end
                 failures += 1
                 logger.warning("outbox: events subscription lost (%r); the sweep covers the gap", exc)
                 await asyncio.sleep(backoff.compute(failures))
             finally:
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
 
     async def _sweep_loop(self) -> None:
         """The first sweep looks at every followed conversation (a restart after an outage), later ones at

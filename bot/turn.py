@@ -15,7 +15,7 @@ from bot.ownership import Owner
 from bot.privacy import mask_entity, mask_sensitive, redact
 from bot.services import Services
 from bot.sla import format_due, sla_clock
-from bot.store.conversations import now_ms
+from bot.store.conversations import AlreadyApplied, now_ms
 from bot.store.handoffs import Move, queue_score
 from bot.vocabulary import Group, Script, Severity, group_for
 
@@ -67,9 +67,12 @@ class Turn:
         a second copy of the turn (the events' seqs follow each other, so the kept copy numbers its replies
         by their place in the turn and the store adds the first seq back)."""
         kept = at_rest(self._response(list(range(len(self.events)))))
-        seqs = await self.s.store.append_many(
-            self.cid, self.events, memory=self.memory, once=self.message.message_id, response=kept
-        )
+        try:
+            seqs = await self.s.store.append_many(
+                self.cid, self.events, memory=self.memory, once=self.message.message_id, response=kept
+            )
+        except AlreadyApplied as written:  # another run of this message wrote its turn first: that one stands
+            return written.response
         return self._response(seqs)
 
     def _response(self, seqs: list[int]) -> dict[str, Any]:

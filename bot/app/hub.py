@@ -33,7 +33,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.store.client import RedisClient
-from bot.store.connection import pubsub_of
+from bot.store.connection import forget_slots, pubsub_of
 from bot.store.conversations import ConversationStore
 from bot.tasks import cancel_and_wait
 
@@ -160,6 +160,7 @@ class EventHub:
         self._touched_since = 0  # self.reconnects when the set was last taken
         self._tasks: list[asyncio.Task[None]] = []
         self.reconnects = 0  # subscriptions re-established after a drop (for tests and metrics)
+        self.drops = 0  # subscriptions lost (counted at once, before the reconnect)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -224,7 +225,7 @@ class EventHub:
         every notification): the analytics rollup reads those instead of scanning every conversation."""
         if self._touched is None:
             self._touched = set()
-            self._touched_since = self.reconnects
+            self._touched_since = self.drops
 
     def take_touched(self) -> set[str] | None:
         """The conversations notified since the last call; None when notifications may have been missed
@@ -232,8 +233,10 @@ class EventHub:
         if self._touched is None:
             return None
         touched, self._touched = self._touched, set()
-        missed = self.reconnects != self._touched_since or len(touched) > TOUCHED_MAX
-        self._touched_since = self.reconnects
+        missed = (
+            self.drops != self._touched_since or len(touched) > TOUCHED_MAX or not self._subscribed.is_set()
+        )
+        self._touched_since = self.drops
         return None if missed else touched
 
     def retouch(self, cid: str) -> None:
@@ -344,6 +347,8 @@ class EventHub:
                     except Exception:
                         logger.exception("event hub: could not dispatch %r", message)
             except REDIS_DOWN as exc:
+                self.drops += 1
+                await forget_slots(self._subscriber)
                 logger.warning(
                     "event hub lost its Redis subscription (%r); reconnecting, then re-syncing %d "
                     "conversation(s) and %d console(s)",
@@ -368,6 +373,7 @@ class EventHub:
 
     async def _subscribe_failed(self, error: Exception, failures: int = 0) -> None:
         logger.debug("event hub: subscribing failed (%r); retrying", error)
+        await forget_slots(self._subscriber)
 
     async def _resync(self) -> None:
         """Catch up the followed conversations first (their events reach the sockets before anything

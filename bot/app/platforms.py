@@ -96,7 +96,8 @@ class PlatformIntake:
             work.close()
             return
         try:
-            await work
+            with store.hold(cid, message.message_id):  # an attachment's download may take a while
+                await work
         except BaseException:
             await store.release(cid, message.message_id)
             raise

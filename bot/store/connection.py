@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -121,6 +122,16 @@ async def pubsub_of(client: Any) -> Any:
     if isinstance(client, RedisCluster):
         await client.initialize()
     return client.pubsub()
+
+
+async def forget_slots(client: Any) -> None:
+    """A cluster client whose connections failed forgets its slot map, so the next command or subscription
+    learns the cluster anew from the startup nodes (after a failover the old map names a dead primary, and
+    a client that only subscribes never refreshes it otherwise). Only for a client of its own: closing
+    drops every connection it holds."""
+    if isinstance(client, RedisCluster):
+        with contextlib.suppress(Exception):
+            await client.aclose()
 
 
 def connect_to(s: Settings, max_connections: int | None = None, client_name: str = "") -> RedisHandle:

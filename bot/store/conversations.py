@@ -30,16 +30,11 @@ logger = logging.getLogger(__name__)
 # (ms), 8.. the events (json).
 # Returns the events' sequence numbers; one notification carries the last. With KEYS[3] the turn is written
 # once: the record becomes ``applied:<first seq>:<response>`` in the same script, and a run that finds it so
-# (the first delivery's process died before answering) writes nothing and returns the first turn's seqs.
+# (the first delivery's process died before answering) writes nothing and returns ``{-1, <that record>}``.
 _APPEND_MANY = """
 if KEYS[3] then
   local applied = redis.call('GET', KEYS[3])
-  if applied and string.sub(applied, 1, 8) == 'applied:' then
-    local first = tonumber(string.match(applied, '^applied:(%d+)'))
-    local seqs = {}
-    for i = 8, #ARGV do seqs[#seqs + 1] = first + i - 8 end
-    return seqs
-  end
+  if applied and string.sub(applied, 1, 8) == 'applied:' then return {-1, applied} end
 end
 local seqs = {}
 for i = 8, #ARGV do
@@ -130,6 +125,15 @@ def stored_response(stored: str) -> dict[str, Any]:
     return response
 
 
+class AlreadyApplied(Exception):
+    """A turn written once already under this message id (its first delivery's process died before
+    answering, or its claim lapsed): ``response`` is the one kept then."""
+
+    def __init__(self, response: dict[str, Any]) -> None:
+        super().__init__("this message's turn was written already")
+        self.response = response
+
+
 class ConversationNotFound(NotFound):
     def __init__(self, conversation_id: str) -> None:
         super().__init__(f"no conversation {conversation_id!r}")
@@ -192,11 +196,15 @@ class ConversationStore:
         if not created:
             raise AlreadyExists(f"conversation {conversation_id!r} already exists")
         # The index is another slot: written after the record, so every id it lists has one.
+        await self._index(conversation_id, int(record["created_at"]))
+        return record
+
+    async def _index(self, conversation_id: str, created_ms: int) -> None:
+        """Enter the conversation in the index (by creation time) and trim the index to the retention."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self.keys.conversations, {conversation_id: now_ms()})
+            pipe.zadd(self.keys.conversations, {conversation_id: created_ms})
             pipe.zremrangebyscore(self.keys.conversations, "-inf", now_ms() - self.retention_ms)
             await pipe.execute()
-        return record
 
     async def get_or_create(
         self, conversation_id: str, channel: str, user: str = "", **fields: str
@@ -205,6 +213,9 @@ class ConversationStore:
         are set only when it is created."""
         existing = await self.get(conversation_id)
         if existing:
+            # Its creation may have been cut between the record and the index (another slot): NX, harmless.
+            created = int(existing.get("created_at") or now_ms())
+            await self.redis.zadd(self.keys.conversations, {conversation_id: created}, nx=True)
             return existing
         try:
             return await self.create(channel, user, conversation_id, **fields)
@@ -284,7 +295,8 @@ class ConversationStore:
         """Append ``events`` in order and save ``memory`` (record fields), atomically in one round trip;
         returns their sequence numbers. ``once``: the client message id whose turn this is — written at most
         once, and ``response`` (its reply and handoff seqs counted from 0 within ``events``) kept for the
-        message's retries in the same script (:meth:`claim` gives it back with the real seqs)."""
+        message's retries in the same script (:meth:`claim` gives it back with the real seqs). A turn written
+        already under ``once`` raises :class:`AlreadyApplied` with the response kept then."""
         ts = now_ms()
         values = {
             k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
@@ -310,6 +322,8 @@ class ConversationStore:
                 *(json.dumps({"ts": ts, **event}, ensure_ascii=False) for event in events),
             ],
         )
+        if seqs and int(seqs[0]) == -1:
+            raise AlreadyApplied(stored_response(str(seqs[1])))
         return [int(seq) for seq in seqs]
 
     @staticmethod

@@ -69,6 +69,7 @@ def first(tmp_path_factory: pytest.TempPathFactory, redis_url: str, model_dir: P
     )
 
 
+@pytest.mark.faults  # a process stopped and another started: make test-faults
 async def test_two_processes_and_a_restart_serve_the_same_numbers(
     first: LiveServer, tmp_path_factory: pytest.TempPathFactory, redis_url: str, model_dir: Path
 ) -> None:

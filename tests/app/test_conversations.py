@@ -247,6 +247,24 @@ def test_a_turn_written_by_a_process_that_died_before_answering_is_not_written_a
     assert retried["state"] == first["state"] and retried["conversation_id"] == chat.id
 
 
+def test_a_second_run_of_a_message_whose_claim_lapsed_answers_with_the_first_turn(
+    chat: Chat, client: TestClient
+) -> None:
+    """Two runs of one message (the first one's claim lapsed while it was still working): the turn is
+    written once, and the second run answers with the first run's replies, not its own."""
+    from bot.message import Message
+
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    message = Message("web", "", chat.id, "发票查验失败怎么办", "twice-1")
+
+    async def twice() -> tuple[dict[str, object], dict[str, object]]:
+        return await engine._process(message), await engine._process(message)
+
+    first, second = client.portal.call(twice)  # type: ignore[union-attr]
+    assert len([e for e in chat.events() if e.get("role") == "user"]) == 1
+    assert second["replies"] == first["replies"] and second["state"] == first["state"]
+
+
 def test_sensitive_numbers_are_masked_in_the_transcript(chat: Chat) -> None:
     chat.say("我手机13812345678收不到验证码，发票号码24442000000123456789")
     user = next(e for e in chat.events() if e.get("role") == "user")

@@ -28,7 +28,7 @@ from tests.conftest import DATA_DIR, KB_DIR, ROOT
 from tests.live import free_port, wait_until_ready
 from tests.rasa_token import TOKEN as RASA_TOKEN
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]  # processes killed: make test-faults
 
 
 class App:

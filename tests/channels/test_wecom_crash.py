@@ -35,7 +35,7 @@ from tests.conftest import DATA_DIR, KB_DIR, ROOT
 from tests.fakes.wecom import FakeWeCom
 from tests.live import free_port, wait_until_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]  # processes killed: make test-faults
 
 SEND, MEDIA = "/cgi-bin/message/send", "/cgi-bin/media/get"
 QUESTION = "怎么导出报销单"

@@ -52,7 +52,10 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="scans /proc")
+pytestmark = [
+    pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="scans /proc"),
+    pytest.mark.faults,  # servers started, killed and stopped: make test-faults
+]
 
 
 # ------------------------------------------------------------------ in process
