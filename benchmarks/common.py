@@ -91,3 +91,11 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
 
 def dir_size_mib(path: Path) -> float:
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20, 2)
+
+
+def delivery_row(target: str, runs: list[dict], counted: str, unit: str) -> tuple[str, str, str, bool]:
+    """A Targets-table row: events lost / duplicated / out of order summed over ``runs`` (goal 0 / 0 / 0),
+    with how many ``unit`` were checked (each run's ``counted`` field)."""
+    bad = [sum(r[k] for r in runs) for k in ("lost", "duplicated", "out_of_order")]
+    checked = f" ({sum(r[counted] for r in runs):,} {unit})"
+    return target, "0 / 0 / 0", " / ".join(str(b) for b in bad) + checked, not any(bad)

@@ -595,7 +595,7 @@ CATEGORIES: list[tuple[str, re.Pattern[str]]] = [
     ("JSON", re.compile(r"json/|orjson")),
     ("HTTP (uvicorn, starlette, fastapi)", re.compile(r"uvicorn/|starlette/|fastapi/|h11/|httptools")),
     ("policy, engine, replies", re.compile(r"bot/policy|bot/engine|bot/replies|bot/turn|bot/dialogue")),
-    ("event hub, gateway", re.compile(r"bot/app/hub|handoff_gateway/")),
+    ("event hub, gateway", re.compile(r"bot/realtime/hub|handoff_gateway/")),
     ("asyncio event loop", re.compile(r"asyncio/|selectors")),
 ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import read_result
+from benchmarks.common import delivery_row, read_result
 
 
 def _ms(stats: dict[str, float]) -> str:
@@ -199,13 +199,6 @@ def load_targets() -> list[tuple[str, str, str, bool | None]]:
         *result.get("gc", []),
     ]
     if every:
-        bad = [sum(r[k] for r in every) for k in ("lost", "duplicated", "out_of_order")]
-        rows.append(
-            (
-                "load: events lost / duplicated / out of order, every socket, every step",
-                "0 / 0 / 0",
-                " / ".join(str(b) for b in bad) + f" ({sum(r['sockets'] for r in every):,} sockets)",
-                not any(bad),
-            )
-        )
+        target = "load: events lost / duplicated / out of order, every socket, every step"
+        rows.append(delivery_row(target, every, "sockets", "sockets"))
     return rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.common import ROOT, read_result
+from benchmarks.common import ROOT, delivery_row, read_result
 from benchmarks.faults_report import faults_section
 from benchmarks.load_report import load_section, load_targets
 from benchmarks.pages_report import pages_section
@@ -653,15 +653,8 @@ def targets_section() -> list[str]:
                 )
             )
         runs = chat["runs"] + ([closed] if closed else [])
-        totals = [sum(r[k] for r in runs) for k in ("lost", "duplicated", "out_of_order")]
-        rows.append(
-            (
-                "events lost / duplicated / out of order, every socket, every run",
-                "0 / 0 / 0",
-                " / ".join(str(t) for t in totals) + f" ({sum(r['events_checked'] for r in runs):,} events)",
-                not any(totals),
-            )
-        )
+        target = "events lost / duplicated / out of order, every socket, every run"
+        rows.append(delivery_row(target, runs, "events_checked", "events"))
     cost = _load("redis_cost")
     if cost:
         run, later = cost["runs"][0], cost["runs"][-1]

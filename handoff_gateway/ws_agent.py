@@ -6,7 +6,7 @@ event of the conversations the agent owns (``message``, ``note``, ``typing``, ``
 ``conversation_id`` and ``seq``) — from whichever process wrote them. Client frames: ``accept``, ``decline``,
 ``message``, ``typing``, ``note``, ``transfer``, ``resolve``, ``handback``, ``presence``.
 
-All of it comes through the process's event hub (``bot.app.hub``): the connection follows the conversations
+All of it comes through the process's event hub (``bot.realtime.hub``): the connection follows the conversations
 the agent owns and listens to the desk, holding no Redis connection of its own. After a Redis restart the
 hub re-syncs the followed conversations and says ``Resynced``: the connection re-asserts its presence (an
 agent who was online is online again, even if Redis lost it) and re-sends the queue snapshot. A failing
@@ -32,9 +32,9 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.app.background import supervise
-from bot.app.errors import REDIS_DOWN, classify, describe
-from bot.app.frames import (
+from bot.errors import AuthError, InputError
+from bot.realtime.failures import REDIS_DOWN, classify, describe
+from bot.realtime.frames import (
     GONE,
     HELLO_CHARS,
     BinaryFrame,
@@ -45,8 +45,8 @@ from bot.app.frames import (
     refusal,
     refuse,
 )
-from bot.app.hub import DeskEvent, EventHub, Events, Failed, Follow, Inbox, Notice, Resynced, Typing
-from bot.errors import AuthError, InputError
+from bot.realtime.hub import DeskEvent, EventHub, Events, Failed, Follow, Inbox, Notice, Resynced, Typing
+from bot.realtime.supervise import supervise
 from handoff_gateway import presence
 from handoff_gateway.agents import Agent, token_hash
 from handoff_gateway.gateway import Gateway

@@ -220,7 +220,7 @@ def _time(ops: Ops, ho: dict[str, Any], kind: str, seconds: float, target: float
 
 
 class Touched(Protocol):
-    """What the rollup needs of the event hub (bot/app/hub.py)."""
+    """What the rollup needs of the event hub (bot/realtime/hub.py)."""
 
     def track_touched(self) -> None: ...
 

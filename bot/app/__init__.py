@@ -19,7 +19,6 @@ from bot import logsafe
 from bot.app import errors
 from bot.app.bodies import BodyGuard
 from bot.app.extension import AppExtension
-from bot.app.hub import EventHub
 from bot.app.platforms import PlatformIntake
 from bot.app.routes_attachments import body_allowance as attachments_body
 from bot.app.routes_attachments import router as attachments_router
@@ -44,6 +43,7 @@ from bot.nlu.backend import NLUBackend, build_backend
 from bot.nlu.pipeline import NLUPipeline
 from bot.nlu.training_data import load_training_data
 from bot.outbox import Outbox
+from bot.realtime.hub import EventHub
 from bot.settings import Settings
 from bot.store.attachments import AttachmentStore
 from bot.store.connection import connect_to

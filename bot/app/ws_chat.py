@@ -2,7 +2,7 @@
 
 The client says which conversation and the last sequence number it saw (``hello``); the server replays
 what was missed, then streams new events as they are appended — by this process or any other — with
-heartbeats in between. Events come through the process's event hub (``bot.app.hub``): the socket holds no
+heartbeats in between. Events come through the process's event hub (``bot.realtime.hub``): the socket holds no
 Redis connection of its own. A reconnect never loses or duplicates a message: events are identified by
 ``seq`` and sent in order, once per connection; a Redis restart only pauses the stream, which resumes from
 the last seq sent. A failing background task closes the socket with 1011.
@@ -18,10 +18,12 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.app.background import supervise
 from bot.app.deps import check_token, web_message
 from bot.app.errors import classify, describe
-from bot.app.frames import (
+from bot.app.schemas import MAX_SEQ
+from bot.engine import Engine, Services
+from bot.errors import AuthError, MessageTooLarge, RateLimited
+from bot.realtime.frames import (
     GONE,
     HELLO_CHARS,
     BinaryFrame,
@@ -33,10 +35,8 @@ from bot.app.frames import (
     refuse,
     send_json,
 )
-from bot.app.hub import EventHub, Events, Failed, Inbox, Typing
-from bot.app.schemas import MAX_SEQ
-from bot.engine import Engine, Services
-from bot.errors import AuthError, MessageTooLarge, RateLimited
+from bot.realtime.hub import EventHub, Events, Failed, Inbox, Typing
+from bot.realtime.supervise import supervise
 from bot.store import ratings
 from bot.store.conversations import ConversationNotFound
 

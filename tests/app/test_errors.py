@@ -12,7 +12,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.app import errors
-from bot.app.errors import STATUS, classify
 from bot.errors import (
     AlreadyExists,
     AuthError,
@@ -31,6 +30,7 @@ from bot.errors import (
 from bot.kb.search import KnowledgeBase
 from bot.nlu.pipeline import NLUPipeline
 from bot.ownership import Owner, TransitionError
+from bot.realtime.failures import STATUS, classify
 from bot.settings import Settings
 from bot.store.conversations import ConversationStore
 from handoff_gateway.agents import AgentExists, TooManyAttempts

@@ -1,4 +1,4 @@
-"""The event hub (``bot.app.hub``): one reader per process, catching up what a lost notification or a dropped
+"""The event hub (``bot.realtime.hub``): one reader per process, catching up what a lost notification or a dropped
 subscription left behind, and supervised connections that close with 1011 when their task fails."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import redis as sync_redis
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from bot.app.hub import EventHub, Events, Inbox, Resynced
+from bot.realtime.hub import EventHub, Events, Inbox, Resynced
 from bot.settings import Settings
 from bot.store.conversations import ConversationStore
 from tests.app.conftest import Chat
@@ -148,13 +148,15 @@ def test_a_failing_connection_task_is_logged_and_closes_with_1011(
         raw.set(store.events_key(chat.id), "not a stream")
         raw.publish(store.keys.events_channel, json.dumps({"c": chat.id, "s": 1}))
         with (
-            caplog.at_level(logging.ERROR, logger="bot.app.background"),
+            caplog.at_level(logging.ERROR, logger="bot.realtime.supervise"),
             pytest.raises(WebSocketDisconnect) as info,
         ):
             for _ in range(50):
                 ws.receive_json()
     assert info.value.code == 1011
-    failures = [r for r in caplog.records if r.name == "bot.app.background" and r.levelno == logging.ERROR]
+    failures = [
+        r for r in caplog.records if r.name == "bot.realtime.supervise" and r.levelno == logging.ERROR
+    ]
     assert failures and f"conversation_id={chat.id}" in failures[0].getMessage()
     assert "WRONGTYPE" in str(failures[0].exc_info[1] if failures[0].exc_info else "")
 

@@ -10,7 +10,7 @@ import redis as sync_redis
 from fastapi.testclient import TestClient
 
 from bot.analytics.rollup import Rollup
-from bot.app.hub import EventHub
+from bot.realtime.hub import EventHub
 from tests.app.conftest import Chat
 from tests.app.test_hub import hub_of, kill_hub_connection, store_of
 

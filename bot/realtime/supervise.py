@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import WebSocket
 
-from bot.app.frames import GONE
+from bot.realtime.frames import GONE
 
 logger = logging.getLogger(__name__)
 
