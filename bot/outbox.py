@@ -10,7 +10,9 @@ Built on the transcript itself (``{seq}-0`` stream entries), not beside it:
   conversations with unread or pending entries (a missed notification, a dead process's entries).
 * A drain runs under the per-conversation lease (``SET Keys.outbox_lease(cid) <consumer> NX PX``, renewed
   while it runs): it claims entries pending longer than the lease from consumers that died (XAUTOCLAIM),
-  reads its own pending entries then new ones (XREADGROUP), delivers them in order, and XACKs each.
+  reads its own pending entries then new ones (XREADGROUP), delivers them in order, and XACKs each. A
+  process stopped mid-drain hands over at once: its unacknowledged entries are marked idle for a whole lease
+  and its lease is released, so only a killed process's conversations wait out the lease.
 * Delivery is retried with exponential backoff (redis-py's ``Retry``); after the last attempt the failure is
   recorded in the transcript as an internal ``delivery_failed`` event (agents see it, the user never does)
   and the entry is acknowledged. User messages and internal events are never delivered, so the outbox
@@ -53,6 +55,7 @@ SWEEP_WINDOW_MS = 86_400_000  # the periodic sweep looks at conversations active
 NOT_PUSH_TTL_S = 60.0  # how long "this conversation is not followed" is remembered per process
 NOT_PUSH_MAX = 10_000
 MAX_DRAINS = 64  # conversations drained at once per process
+HAND_OVER_MAX = 10 * BATCH  # a consumer holds at most about two batches of one conversation pending
 BLOCKED: list[tuple[str, dict[str, str] | None]] = [("blocked", None)]  # a sentinel batch
 
 _RENEW = """
@@ -87,6 +90,7 @@ class Outbox:
         self._tasks: list[asyncio.Task[None]] = []
         self._drains: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
+        self._unfinished: set[str] = set()  # drains interrupted here: leases and entries to hand over
         self._followed: set[str] = set()
         self._not_push: OrderedDict[str, float] = OrderedDict()
         self._slots = asyncio.Semaphore(MAX_DRAINS)
@@ -96,9 +100,10 @@ class Outbox:
         self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._sweep_loop())]
 
     async def stop(self) -> None:
-        """Stop listening and drains; an interrupted drain's entries stay pending for the next owner."""
+        """Stop listening and drains, and hand what an interrupted drain held over to the next process."""
         await cancel_and_wait([*self._tasks, *self._drains.values()])
         self._tasks, self._drains = [], {}
+        await self._hand_over()
         for adapter in self.channels.values():
             await adapter.aclose()
 
@@ -242,6 +247,7 @@ class Outbox:
         lease = self.keys.outbox_lease(cid)
         if not await self.redis.set(lease, self.consumer, nx=True, px=self.lease_ms):
             return
+        self._unfinished.add(cid)  # until every entry read here is acknowledged
         lost = asyncio.Event()
         renewing = asyncio.create_task(self._keep(lease, lost))
         try:
@@ -274,6 +280,7 @@ class Outbox:
                         event = {"seq": int(entry_id.split("-")[0]), **json.loads(fields["e"])}
                         await self._deliver(adapter, conversation, [event], lost)
                     await self.redis.xack(self.keys.events(cid), GROUP, entry_id)
+            self._unfinished.discard(cid)
         except LeaseLost:
             logger.warning("outbox: lost the lease of %s; its holder carries on", cid)
             return
@@ -283,6 +290,27 @@ class Outbox:
         # An event appended while we held the lease was not drained by whoever was woken for it.
         if (await self._have_work([cid]))[0]:
             self._again.add(cid)
+
+    async def _hand_over(self) -> None:
+        """At shutdown, for each drain that did not finish: its read but unacknowledged entries stay pending to
+        this consumer, which no longer runs, so mark them idle for a whole lease (XCLAIM … IDLE) and the next
+        drain claims them at once; and let go of the lease if shutdown's cancellation cut the release off.
+        Without this the next process waits out the lease before delivering anything of that conversation."""
+        for cid in sorted(self._unfinished):
+            key = self.keys.events(cid)
+            try:
+                pending = await self.redis.xpending_range(
+                    key, GROUP, min="-", max="+", count=HAND_OVER_MAX, consumername=self.consumer
+                )
+                ids = [entry["message_id"] for entry in pending]
+                if ids:
+                    await self.redis.xclaim(
+                        key, GROUP, self.consumer, 0, ids, idle=self.lease_ms, justid=True
+                    )
+                await self._release(keys=[self.keys.outbox_lease(cid)], args=[self.consumer])
+            except (RedisError, OSError) as exc:  # the lease and the entries' idle time run out by themselves
+                logger.warning("outbox: handing %s over failed: %r", cid, exc)
+        self._unfinished.clear()
 
     async def _keep(self, lease: str, lost: asyncio.Event) -> None:
         """Renew the lease while the drain runs; a failed renewal is tried again at the next tick."""
