@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -27,6 +27,12 @@ logger = logging.getLogger(__name__)
 POOL_WAIT_SECONDS = 15.0  # under overload a request waits for a connection rather than failing at once
 
 
+class WaitingSentinelPool(SentinelConnectionPool, aredis.BlockingConnectionPool):
+    """Sentinel's pool (connections to whichever server the sentinels name primary) that, like the URL's
+    pool, waits up to ``timeout`` seconds for a free connection instead of failing a burst beyond
+    ``max_connections`` at once (redis-py's ``SentinelConnectionPool`` raises "Too many connections")."""
+
+
 @dataclass
 class RedisHandle:
     """``client``: the pool for short commands. ``subscriber``: the event hub's own connection — no retries
@@ -36,6 +42,7 @@ class RedisHandle:
     subscriber: aredis.Redis | RedisCluster
     embedded: EmbeddedRedis | None = None  # this process's use of the embedded server
     description: str = ""
+    sentinels: Sentinel | None = None  # the clients that ask the sentinels where the primary is
     _closed: bool = field(default=False, init=False)
 
     async def close(self) -> None:
@@ -47,6 +54,8 @@ class RedisHandle:
             if isinstance(client, aredis.Redis):
                 # The pools were built here, so the clients do not own them: close their connections.
                 await client.connection_pool.disconnect()
+        if self.sentinels is not None:
+            await self.sentinels.aclose()
         if self.embedded is not None:
             # After our own connections are closed: the last user saves and stops the server.
             await asyncio.to_thread(self.embedded.close)
@@ -189,10 +198,20 @@ def _through_sentinels(
 ) -> RedisHandle:
     """Every connection asks the sentinels where the primary is when it (re)connects: after a failover the
     pool's connections (retried once, as above) and the hub's subscription find the new primary by
-    themselves. Sentinel's pool does not wait for a free connection: a burst beyond it fails (503)."""
+    themselves. A burst beyond the pool waits for a free connection, as with a URL."""
     addresses = _addresses(sentinels)
     extra = {"socket_connect_timeout": 3, "health_check_interval": 30, **options}
     manager = Sentinel(addresses, sentinel_kwargs={"socket_timeout": 1, "socket_connect_timeout": 1})
-    client = manager.master_for(service, max_connections=max_connections, client_name=name, **retry, **extra)
+    client = manager.master_for(
+        service,
+        connection_pool_class=WaitingSentinelPool,
+        max_connections=max_connections,
+        timeout=POOL_WAIT_SECONDS,
+        client_name=name,
+        **retry,
+        **extra,
+    )
     subscriber = manager.master_for(service, max_connections=2, client_name=f"{name}-hub", **extra)
-    return RedisHandle(client, subscriber, None, f"Redis primary {service!r} through Sentinel {sentinels}")
+    return RedisHandle(
+        client, subscriber, None, f"Redis primary {service!r} through Sentinel {sentinels}", manager
+    )

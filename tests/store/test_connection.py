@@ -9,7 +9,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bot.store.connection import connect
 from bot.store.conversations import ConversationStore
-from tests.live import RedisServer
+from tests.live import RedisServer, Sentinel
 
 
 async def test_pool_serves_more_blocked_readers_than_redis_py_default(
@@ -75,3 +75,22 @@ async def test_every_pooled_connection_survives_a_redis_restart(tmp_path: Path) 
     finally:
         await handle.close()
         server.stop()
+
+
+async def test_a_burst_beyond_the_sentinel_pool_waits_for_a_connection(tmp_path: Path) -> None:
+    """Regression: through Sentinel, redis-py's pool raised "Too many connections" at once for a burst
+    beyond ``max_connections`` (a 503 per request), where the URL's pool waits for a free connection."""
+    primary = RedisServer(tmp_path / "primary").start()
+    sentinel = Sentinel(tmp_path / "sentinel", "triage", primary.port, quorum=1).start()
+    handle = connect(None, tmp_path, max_connections=4, sentinels=f"127.0.0.1:{sentinel.port}")
+    try:
+        # Twelve blocking reads, each holding a connection for 0.2 s, through a pool of four.
+        results = await asyncio.gather(
+            *(handle.client.blpop([f"burst:{i}"], timeout=0.2) for i in range(12)), return_exceptions=True
+        )
+        assert [r for r in results if r is not None] == []
+        assert "Sentinel" in handle.description
+    finally:
+        await handle.close()
+        sentinel.stop()
+        primary.stop()
