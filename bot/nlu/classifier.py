@@ -153,7 +153,9 @@ class TfidfIntentClassifier:
         for estimator in saved:  # float16 on disk: exactly the trained values (_half_precision)
             if hasattr(estimator, "coef_"):
                 estimator.coef_ = estimator.coef_.astype(np.float16)
-        joblib.dump((features, saved, classes), directory / "classifier.joblib", compress=3)
+        # xz: the vocabularies and float16 coefficients take about half of zlib's space (nlu_data 2.5 → 1.4
+        # MiB) for ~0.1 s more at load; joblib.load reads either.
+        joblib.dump((features, saved, classes), directory / "classifier.joblib", compress=("xz", 6))
         (directory / CALIBRATION_FILE).write_text(json.dumps({"temperature": self.temperature}) + "\n")
 
     @classmethod

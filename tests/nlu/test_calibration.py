@@ -197,12 +197,13 @@ def test_one_message_scoring_matches_the_batch_path(nlu: NLUPipeline) -> None:
 def test_the_coefficients_are_saved_in_half_precision_and_parse_as_trained(
     nlu: NLUPipeline, tmp_path: Path
 ) -> None:
-    """A quarter of the size on disk (float16), and the trained model already holds the rounded values, so a
-    reloaded model gives the same parses as the one evaluated."""
+    """A quarter of the size on disk (float16, xz-compressed), and the trained model already holds the
+    rounded values, so a reloaded model gives the same parses as the one evaluated."""
     import joblib
 
     nlu.save(tmp_path / "nlu")
     (saved,) = (tmp_path / "nlu").glob("*_tfidf_classifier/classifier.joblib")
+    assert saved.read_bytes()[:6] == b"\xfd7zXZ\x00"  # xz: about half of zlib's size for the vocabularies
     _, estimators, _ = joblib.load(saved)
     assert estimators[0].coef_.dtype == np.float16
     trained = nlu.classifier().fitted[1][0].coef_
