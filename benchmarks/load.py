@@ -209,18 +209,20 @@ async def _add_agents(cluster: Cluster, count: int) -> list[str]:
     return names
 
 
-async def _agent(base: str, name: str, http: httpx.AsyncClient, tally: Tally, stop: asyncio.Event) -> int:
-    """One console: online, accepts every offer, answers every user message, resolves after AGENT_TURNS."""
+async def _agent(
+    base: str, name: str, http: httpx.AsyncClient, tally: Tally, stop: asyncio.Event
+) -> collections.Counter[str]:
+    """One console: online, accepts every offer, answers every user message, resolves after AGENT_TURNS.
+    Returns the error frames it got, by code."""
     login = await http.post(f"{base}/api/v1/agents/login", json={"name": name, "password": PASSWORD})
     login.raise_for_status()
     answered: collections.Counter[str] = collections.Counter()
-    errors = 0
+    errors: collections.Counter[str] = collections.Counter()
     async with websockets.connect(base.replace("http", "ws") + "/ws/agent", max_size=2**22) as ws:
         await ws.send(json.dumps({"type": "hello", "token": login.json()["token"]}))
         await ws.send(json.dumps({"type": "presence", "status": "online"}))
 
         async def read() -> None:
-            nonlocal errors
             async for raw in ws:
                 frame = json.loads(raw)
                 kind, cid = frame.get("type"), frame.get("conversation_id", "")
@@ -240,7 +242,7 @@ async def _agent(base: str, name: str, http: httpx.AsyncClient, tally: Tally, st
                     else:
                         await _agent_says(ws, cid, tally, f"收到，第 {answered[cid]} 条。")
                 elif kind == "error":
-                    errors += 1
+                    errors[str(frame.get("code"))] += 1
 
         reader = asyncio.create_task(read())
         await stop.wait()
@@ -417,7 +419,7 @@ async def _step(
                 ),
             }
         stop.set()
-        agent_errors = sum(await asyncio.gather(*agent_tasks))
+        agent_errors = sum(await asyncio.gather(*agent_tasks), collections.Counter[str]())
         gc_pauses = await _gc_pauses(cluster.urls[:processes], http)
     await crowd.close()
     await redis.aclose()
@@ -443,7 +445,9 @@ async def _step(
         "relay_agent_to_user_ms": percentiles(t.to_user),
         **crowd.problems(),
         "error_frames": sum(u.errors for u in crowd.users),
-        "agent_error_frames": agent_errors,
+        "error_codes": dict(sum((u.error_codes for u in crowd.users), collections.Counter[str]())),
+        "agent_error_frames": agent_errors.total(),
+        "agent_error_codes": dict(agent_errors),
         "server_rss_mib": {"before": round(rss_before, 1), "open": round(rss_open, 1)},
         "server_kib_per_socket": round(1024 * (rss_open - rss_before) / max(1, len(crowd.users)), 1),
         "redis_clients": redis_clients,

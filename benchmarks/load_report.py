@@ -89,6 +89,7 @@ def load_section(machine: Callable[[dict[str, Any]], str]) -> list[str]:
             *HEADER,
             *[_row(run) for run in knee["steps"]],
             "",
+            *_what_limits(knee, result.get("machine", {}).get("cores", 0)),
         ]
         profile = knee.get("profile") or {}
         if profile.get("share_percent"):
@@ -155,6 +156,25 @@ def load_section(machine: Callable[[dict[str, Any]], str]) -> list[str]:
         ]
     out += ["![load](../benchmarks/results/load.png)", ""]
     return out
+
+
+def _what_limits(knee: dict[str, Any], cores: int) -> list[str]:
+    """The CPU a message costs at the last step under the target, and what the goal would take."""
+    under = [s for s in knee["steps"] if s["reply_ms"]["p99"] <= knee["p99_target_ms"]]
+    if not under:
+        return []
+    step = under[-1]
+    ms = step["server_cpu_ms_per_message"]
+    return [
+        f"What limits it is CPU: at {step['offered_messages_per_second']:.0f} messages/s the app processes "
+        f"used {step['server_cpu_percent_of_machine']}% of the machine, {ms} ms of CPU per message (NLU, KB "
+        f"search, Redis, websocket frames, the desk). 500 messages/s at that cost is "
+        f"{500 * ms / 1000:.1f} cores of app CPU alone, on a machine of {cores or '?'} shared with redis-server and "
+        "the load client: the goal needs more cores (more processes on more machines, docs/operations.md), "
+        "not a different design; on these two cores, four processes did worse than two (the 1/2/4-process "
+        "table below).",
+        "",
+    ]
 
 
 def load_targets() -> list[tuple[str, str, str, bool | None]]:
