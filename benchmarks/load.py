@@ -160,7 +160,10 @@ def _on_user_frame(user: User, frame: dict[str, Any], tally: Tally, now: float) 
             tally.to_user.append((now - sent) * 1000)
         user.waiting = ""
     elif kind in ("resolved", "handback", "handoff_cancelled"):
-        user.human, user.turns, user.waiting = False, 0, ""
+        user.human, user.turns = False, 0
+        if user.user_seq:  # appended before the agent let go: the agent had it
+            user.waiting = ""
+        # else it is appended after, to a conversation the bot owns again: the bot's reply answers it
     elif (
         kind == "message"
         and role in ("bot", "system")
@@ -234,8 +237,10 @@ async def _agent(
                 elif kind == "accept":
                     await _agent_says(ws, cid, tally, "您好，我是值班客服，正在为您处理。")
                 elif kind == "message" and frame.get("role") == "user":
-                    if (sent := tally.user_sent_at.pop(str(frame.get("client_msg_id")), None)) is not None:
-                        tally.to_agent.append((now - sent) * 1000)
+                    sent = tally.user_sent_at.pop(str(frame.get("client_msg_id")), None)
+                    if sent is None:  # the conversation's history, replayed on accept: not to answer
+                        continue
+                    tally.to_agent.append((now - sent) * 1000)
                     answered[cid] += 1
                     if answered[cid] >= AGENT_TURNS:
                         await ws.send(json.dumps({"type": "resolve", "conversation_id": cid}))
