@@ -254,6 +254,7 @@ class Outbox:
             conversation = await self.store.get(cid)
             if conversation is None:  # expired with its transcript
                 await self.redis.zrem(self.keys.push_conversations, cid)
+                self._unfinished.discard(cid)
                 return
             await self.redis.zadd(self.keys.push_conversations, {cid: now_ms()})
             adapter = self.channels.get(conversation.get("channel", ""))

@@ -134,10 +134,10 @@ class LocalCluster:
 
     SLOTS = 16384
 
-    def __init__(self, folder: Path, masters: int = 3) -> None:
-        self.servers = [
-            RedisServer(
-                folder / f"node{i}",
+    def __init__(self, folder: Path, masters: int = 3, replicas: bool = False) -> None:
+        def node(name: str) -> RedisServer:
+            return RedisServer(
+                folder / name,
                 _cluster_port(),
                 "everysec",
                 "--cluster-enabled",
@@ -147,18 +147,22 @@ class LocalCluster:
                 "--cluster-node-timeout",
                 "2000",
             )
-            for i in range(masters)
-        ]
+
+        self.servers = [node(f"node{i}") for i in range(masters)]
+        # With ``replicas``, one replica per master: killing a master promotes its replica (failover).
+        self.replicas = [node(f"replica{i}") for i in range(masters)] if replicas else []
 
     @property
     def nodes(self) -> str:
-        return ",".join(f"127.0.0.1:{server.port}" for server in self.servers)
+        return ",".join(f"127.0.0.1:{server.port}" for server in self.servers + self.replicas)
 
     def start(self, timeout: float = 30.0) -> LocalCluster:
         try:
-            for server in self.servers:
+            for server in self.servers + self.replicas:
                 server.start()
             self._form(timeout)
+            if self.replicas:
+                self._replicate(timeout)
         except BaseException:
             self.stop()
             raise
@@ -187,8 +191,46 @@ class LocalCluster:
         for client in clients:
             client.close()
 
+    def _replicate(self, timeout: float) -> None:
+        """Each replica joins and follows its master (CLUSTER MEET, then REPLICATE once it knows the master)."""
+        first = redis.Redis(port=self.servers[0].port, decode_responses=True)
+        for master, replica in zip(self.servers, self.replicas, strict=True):
+            master_id = redis.Redis(port=master.port, decode_responses=True).execute_command(
+                "CLUSTER", "MYID"
+            )
+            first.execute_command("CLUSTER", "MEET", "127.0.0.1", replica.port)
+            client = redis.Redis(port=replica.port, decode_responses=True)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    client.execute_command("CLUSTER", "REPLICATE", master_id)
+                    break
+                except redis.ResponseError:  # "Unknown node": the gossip has not reached it yet
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            while client.info("replication").get("master_link_status") != "up":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"replica {replica.port} did not sync with {master.port}")
+                time.sleep(0.1)
+            client.close()
+        first.close()
+
+    def master_of(self, key: str) -> RedisServer:
+        """The server that holds ``key``'s slot now."""
+        client = redis.Redis(port=self.servers[0].port, decode_responses=True)
+        try:
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+            for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                if int(start) <= slot <= int(end):
+                    port = int(master[1])
+                    return next(s for s in self.servers + self.replicas if s.port == port)
+        finally:
+            client.close()
+        raise LookupError(key)
+
     def stop(self) -> None:
-        for server in self.servers:
+        for server in self.servers + self.replicas:
             server.kill()
 
 

@@ -7,9 +7,11 @@ owned by different masters."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from redis.cluster import ClusterNode as SyncNode
@@ -19,7 +21,7 @@ from bot.kb.search import KnowledgeBase
 from bot.nlu.pipeline import NLUPipeline
 from bot.settings import Settings
 from bot.store.keys import Keys
-from tests.faults.clients import Console, User, audit, transcript
+from tests.faults.clients import Console, User, audit, stored_seq, transcript
 from tests.faults.conftest import UNLIMITED, agent_token, new_conversations
 from tests.live import AppProcess, LocalCluster, app_env, client_for, start_apps
 from tests.store.test_keys import check_keys, desk_settings_for, run_desk_scenario
@@ -125,3 +127,54 @@ def test_the_whole_desk_scenario_runs_on_the_cluster_and_every_key_is_in_its_slo
         check_keys(client, settings.redis_prefix, conversations)
     finally:
         client.close()
+
+
+async def test_the_app_keeps_working_when_a_cluster_master_fails_over(
+    tmp_path: Path, indexed_models: Path
+) -> None:
+    """Three masters, each with a replica. The master holding a talking user's conversation is killed; its
+    replica is promoted (cluster-node-timeout 2 s) and the app carries on by itself: open sockets stay open,
+    messages resent until acknowledged are stored once and in order."""
+    cluster = LocalCluster(tmp_path / "cluster", replicas=True).start()
+    prefix = "failover:"
+    env = app_env(
+        NOWHERE,
+        prefix,
+        tmp_path / "var",
+        indexed_models,
+        TRIAGE_REDIS_CLUSTER_NODES=cluster.nodes,
+        **UNLIMITED,
+    )
+    app = AppProcess(env, tmp_path / "app.log")
+    try:
+        app.start(timeout=120)
+        users = [User(conv, [app.ws_url]) for conv in await new_conversations(app.url, 4)]
+        await asyncio.gather(*(user.connect() for user in users))
+        talking = asyncio.gather(*(user.talk(15) for user in users))
+        for user in users:
+            assert await user.until(lambda user=user: len(user.acked) >= 3, 30)
+
+        victim = cluster.master_of(Keys(prefix).conversation(users[0].cid))
+        victim.kill()
+        failed_over = time.monotonic()
+        await talking
+        assert cluster.master_of(Keys(prefix).conversation(users[0].cid)) is not victim  # promoted
+
+        async with httpx.AsyncClient(timeout=5) as http:
+            while (await http.get(f"{app.url}/readyz")).status_code != 200:
+                assert time.monotonic() - failed_over < 30
+                await asyncio.sleep(0.2)
+        survivors = "cluster:" + ",".join(
+            f"127.0.0.1:{s.port}" for s in cluster.servers + cluster.replicas if s is not victim
+        )
+        for user in users:
+            final = await stored_seq(survivors, prefix, user.cid)
+            assert await user.until(lambda user=user, final=final: user.last_seq >= final, 30)
+        ledger = await audit(users, survivors, prefix)
+        assert ledger.acknowledged == 4 * 15
+        assert ledger.duplicated == ledger.out_of_order == 0, ledger
+        assert all(user.reconnects == 0 for user in users)
+        await asyncio.gather(*(user.close() for user in users))
+    finally:
+        app.stop()
+        cluster.stop()
