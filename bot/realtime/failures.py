@@ -3,6 +3,7 @@ the words for it. Used by the HTTP error handlers (bot/app/errors.py) and by eve
 
 from __future__ import annotations
 
+from redis.exceptions import ClusterError, ReadOnlyError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -24,7 +25,18 @@ from bot.errors import (
 )
 from bot.ownership import TransitionError
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError)
+# Redis away, or failing over: a cluster whose master just died answers CLUSTERDOWN/TRYAGAIN or runs out of
+# redirections (ClusterError) until its replica is promoted, and a demoted Sentinel primary refuses writes
+# (READONLY) until the client reconnects to the new one. Each passes by itself: the client retries.
+REDIS_DOWN = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionRefusedError,
+    ClusterError,
+    SlotNotCoveredError,
+    TryAgainError,
+    ReadOnlyError,
+)
 RETRY_AFTER_SECONDS = 2
 UNEXPECTED = (500, 1011)
 

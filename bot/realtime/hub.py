@@ -29,9 +29,8 @@ from typing import Any
 
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.realtime import failures
 from bot.store.client import RedisClient
 from bot.store.connection import forget_slots, pubsub_of
 from bot.store.conversations import ConversationStore
@@ -40,7 +39,7 @@ from bot.tasks import cancel_and_wait
 logger = logging.getLogger(__name__)
 
 PAGE = 500  # events per XRANGE
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+REDIS_DOWN = (*failures.REDIS_DOWN, OSError)  # away or failing over: resume once it is back
 FIRST_SUBSCRIPTION_WAIT_S = 5.0
 RESYNC_WAIT_S = 5.0
 SUBSCRIBE_AGAIN_S = 1.0

@@ -8,6 +8,15 @@ import pytest
 import redis.asyncio as aredis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    MasterDownError,
+    MaxConnectionsError,
+    ReadOnlyError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -70,6 +79,15 @@ class Gone(NotFound):
         (RedisConnectionError("down"), (503, 1013, True)),
         (RedisTimeoutError("slow"), (503, 1013, True)),
         (ConnectionRefusedError(), (503, 1013, True)),
+        # A Redis failing over (cluster or Sentinel): the same request succeeds once a replica is promoted.
+        # Regression: "The cluster is down" reached a widget as a final, non-retryable failure.
+        (ClusterDownError("The cluster is down"), (503, 1013, True)),
+        (MasterDownError("MASTERDOWN Link with MASTER is down"), (503, 1013, True)),
+        (TryAgainError("TRYAGAIN"), (503, 1013, True)),
+        (ClusterError("TTL exhausted."), (503, 1013, True)),
+        (SlotNotCoveredError("slot 42 is not covered"), (503, 1013, True)),
+        (ReadOnlyError("You can't write against a read only replica."), (503, 1013, True)),
+        (MaxConnectionsError("Too many connections"), (503, 1013, True)),
         (ValueError("a bug"), (500, 1011, False)),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else "",
