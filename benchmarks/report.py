@@ -896,7 +896,10 @@ def rasa_section() -> list[str]:
     )
     runs = result.get("runs") or [{"command": result.get("command", "?"), "load_average": "?"}]
     commands = "; ".join(  # the reasons given with --why are listed under "Not run"
-        f"`{run['command'].split(' --why ')[0]}` (load average {run['load_average']})" for run in runs
+        f"`{run['command'].split(' --why ')[0]}` (load average {run['load_average']}"
+        + (f"; {run['note']}" if run.get("note") else "")
+        + ")"
+        for run in runs
     )
     out = [
         "## Rasa side by side",
