@@ -217,16 +217,19 @@ class LocalCluster:
         first.close()
 
     def master_of(self, key: str) -> RedisServer:
-        """The server that holds ``key``'s slot now."""
-        client = redis.Redis(port=self.servers[0].port, decode_responses=True)
-        try:
-            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
-            for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
-                if int(start) <= slot <= int(end):
-                    port = int(master[1])
-                    return next(s for s in self.servers + self.replicas if s.port == port)
-        finally:
-            client.close()
+        """The server that holds ``key``'s slot now, as the first node that answers sees it."""
+        for node in self.servers + self.replicas:
+            client = redis.Redis(port=node.port, decode_responses=True, socket_timeout=2)
+            try:
+                slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+                for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                    if int(start) <= slot <= int(end):
+                        port = int(master[1])
+                        return next(s for s in self.servers + self.replicas if s.port == port)
+            except redis.ConnectionError:
+                continue  # a node the test killed
+            finally:
+                client.close()
         raise LookupError(key)
 
     def stop(self) -> None:
