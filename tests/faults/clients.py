@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import websockets
 
 from bot.store.conversations import ConversationStore
@@ -279,3 +280,19 @@ async def audit(users: list[User], redis_url: str, prefix: str) -> Ledger:
         missing=missing,
         problems=tuple(problems),
     )
+
+
+async def settled_audit(users: list[User], redis_url: str, prefix: str, timeout: float = 30.0) -> Ledger:
+    """The audit once every user has received everything stored for its conversation (``timeout`` each)."""
+    for user in users:
+        final = await stored_seq(redis_url, prefix, user.cid)
+        assert await user.until(lambda user=user, final=final: user.last_seq >= final, timeout)
+    return await audit(users, redis_url, prefix)
+
+
+async def ready_again(app_url: str, since: float, within: float = 30.0) -> None:
+    """Poll ``/readyz`` until it answers 200, failing if that is not ``within`` seconds of ``since``."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        while (await http.get(f"{app_url}/readyz")).status_code != 200:
+            assert time.monotonic() - since < within, f"{app_url} not ready {within:.0f} s after the fault"
+            await asyncio.sleep(0.2)

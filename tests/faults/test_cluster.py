@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from redis.cluster import ClusterNode as SyncNode
@@ -21,7 +20,7 @@ from bot.kb.search import KnowledgeBase
 from bot.nlu.pipeline import NLUPipeline
 from bot.settings import Settings
 from bot.store.keys import Keys
-from tests.faults.clients import Console, User, audit, stored_seq, transcript
+from tests.faults.clients import Console, User, audit, ready_again, settled_audit, transcript
 from tests.faults.conftest import UNLIMITED, agent_token, new_conversations
 from tests.live import AppProcess, LocalCluster, app_env, client_for, start_apps
 from tests.store.test_keys import check_keys, desk_settings_for, run_desk_scenario
@@ -160,17 +159,11 @@ async def test_the_app_keeps_working_when_a_cluster_master_fails_over(
         await talking
         assert cluster.master_of(Keys(prefix).conversation(users[0].cid)) is not victim  # promoted
 
-        async with httpx.AsyncClient(timeout=5) as http:
-            while (await http.get(f"{app.url}/readyz")).status_code != 200:
-                assert time.monotonic() - failed_over < 30
-                await asyncio.sleep(0.2)
+        await ready_again(app.url, failed_over)
         survivors = "cluster:" + ",".join(
             f"127.0.0.1:{s.port}" for s in cluster.servers + cluster.replicas if s is not victim
         )
-        for user in users:
-            final = await stored_seq(survivors, prefix, user.cid)
-            assert await user.until(lambda user=user, final=final: user.last_seq >= final, 30)
-        ledger = await audit(users, survivors, prefix)
+        ledger = await settled_audit(users, survivors, prefix)
         assert ledger.acknowledged == 4 * 15
         assert ledger.duplicated == ledger.out_of_order == 0, ledger
         assert all(user.reconnects == 0 for user in users)

@@ -10,11 +10,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from redis.sentinel import Sentinel as SentinelClient
 
-from tests.faults.clients import User, audit, stored_seq
+from tests.faults.clients import User, ready_again, settled_audit
 from tests.faults.conftest import UNLIMITED, new_conversations
 from tests.live import AppProcess, RedisServer, Sentinel, app_env
 
@@ -82,15 +81,8 @@ async def test_the_app_keeps_working_through_a_sentinel_failover(
         await talking
         assert replicated.primary_port() == replicated.replica.port  # the replica was promoted
 
-        async with httpx.AsyncClient(timeout=5) as http:
-            while (await http.get(f"{app.url}/readyz")).status_code != 200:
-                assert time.monotonic() - failed_over < 30
-                await asyncio.sleep(0.2)
-        promoted = replicated.replica.url
-        for user in users:
-            final = await stored_seq(promoted, prefix, user.cid)
-            assert await user.until(lambda user=user, final=final: user.last_seq >= final, 30)
-        ledger = await audit(users, promoted, prefix)
+        await ready_again(app.url, failed_over)
+        ledger = await settled_audit(users, replicated.replica.url, prefix)
         assert ledger.acknowledged == 4 * 15
         assert ledger.duplicated == ledger.out_of_order == 0, ledger
         assert all(user.reconnects == 0 for user in users)
