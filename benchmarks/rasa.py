@@ -1,12 +1,15 @@
-"""Native NLU vs Rasa DIET vs Rasa LogisticRegression on the same splits, in one run (``make bench-rasa``).
+"""Native NLU vs Rasa DIET vs Rasa LogisticRegression vs a plain TF-IDF script on the same splits, in one run
+(``make bench-rasa``).
 
 For each dataset — nlu_data (5-fold CV, :func:`bot.nlu.evaluation.cross_validate`'s folds), CLINC150 (the
 threshold chosen on the validation split) and SMP2019 (train+dev → test) — every system is trained on the
-same training set and scored by :func:`bot.nlu.evaluation.metrics`. Rasa is trained with ``rasa train nlu``
+same training set and scored by :func:`bot.nlu.evaluation.metrics`. The native pipeline runs twice: as
+configured, and without its ``embedding`` step (what the sentence encoder costs and buys). Rasa is trained with ``rasa train nlu``
 in ``.venv-rasa`` and parsed through a real ``rasa run`` by the ``rasa`` backend, exactly as ``triage eval
 --backend rasa`` does. Besides the scores: training time, parse latency one message at a time (native in
 process, native over HTTP through our app's ``/model/parse`` on a real uvicorn, Rasa over HTTP), the peak RSS
-of the serving process, the model's size on disk and each environment's size.
+of the serving process, the model's size on disk and each environment's size. The baseline is
+:mod:`benchmarks.tfidf_script`, a plain scikit-learn script run in its own process (no server: no HTTP column).
 
     python -m benchmarks.rasa [--datasets nlu_data,smp2019] [--systems native,rasa-logreg] [--epochs 50]
                               [--skip rasa-diet:clinc150 --why "…"] [--keep]
@@ -36,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks import tfidf_script
 from benchmarks.common import DATASETS, RESULTS, ROOT, dir_size_mib, percentiles, write_result
 from bot.nlu.config import PipelineConfig
 from bot.nlu.evaluation import Scored, Threshold, choose_threshold, metrics, score_examples
@@ -48,7 +52,8 @@ DATA_DIR = ROOT / "nlu_data"
 CONFIGS = ROOT / "benchmarks" / "configs"
 CACHE = ROOT / "models" / "cache"  # the native benchmarks' embedding cache
 RASA_VENV = ROOT / ".venv-rasa"
-SYSTEMS = ("native", "rasa-logreg", "rasa-diet")  # cheapest first: a run cut short keeps the most
+# cheapest first: a run cut short keeps the most
+SYSTEMS = ("tfidf-script", "native-sparse", "native", "rasa-logreg", "rasa-diet")
 DATASET_NAMES = ("nlu_data", "smp2019", "clinc150")
 HTTP_SAMPLE = 1000  # messages timed over HTTP per dataset (spread over the test set), after a warm-up
 WARMUP = 20
@@ -235,8 +240,13 @@ class Run:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_native(ds: Dataset, work: Path, progress: Any) -> Run:
-    config, run = ds.config, Run()
+def without_encoder(config: PipelineConfig) -> PipelineConfig:
+    """``config`` less its ``embedding`` step: the classifier then has the sparse TF-IDF views only."""
+    return PipelineConfig(tuple(step for step in config.steps if step[0] != "embedding"))
+
+
+def run_native(ds: Dataset, work: Path, progress: Any, encoder: bool = True) -> Run:
+    config, run = (ds.config if encoder else without_encoder(ds.config)), Run()
     context = Context(DATA_DIR, cache_dir=CACHE)
     run.threshold = config.param("fallback", "threshold")
     cache_before = dir_size_mib(CACHE) if CACHE.exists() else 0.0
@@ -260,6 +270,39 @@ def run_native(ds: Dataset, work: Path, progress: Any) -> Run:
         rss = PeakRSS(process.pid)
         run.extra["parse_ms_http"] = http_latency(url, token, _sample(ds.folds[-1][1].examples))
         run.extra["server_peak_rss_mib"] = rss.stop()
+    return run
+
+
+def run_script(ds: Dataset, work: Path, progress: Any) -> Run:
+    """:mod:`benchmarks.tfidf_script` on each fold, in a process of its own."""
+    run = Run(threshold=ds.config.param("fallback", "threshold"))
+    rss: list[float] = []
+    for k, (train, test) in enumerate(ds.folds, 1):
+        step = f"fold {k}/{len(ds.folds)}: " if len(ds.folds) > 1 else ""
+        score = {"test": [ex.text for ex in test.examples]}
+        if ds.val is not None:
+            score["val"] = [ex.text for ex in ds.val.examples]
+        splits, out = work / "splits.json", work / "script.json"
+        train_pairs = [[ex.text, ex.intent] for ex in train.examples]
+        splits.write_text(json.dumps({"train": train_pairs, "score": score}), encoding="utf-8")
+        progress(f"{step}the TF-IDF script: training on {len(train.examples):,} and scoring one at a time")
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.tfidf_script", str(splits), str(out)], cwd=ROOT, check=True
+        )
+        got = json.loads(out.read_text(encoding="utf-8"))
+
+        def scored(examples: list[Example], rows: list[list[Any]]) -> list[Scored]:
+            return [
+                Scored(ex, top, conf, "", [], ms) for ex, (top, conf, ms) in zip(examples, rows, strict=True)
+            ]
+
+        if ds.val is not None:
+            run.threshold = choose_threshold(scored(ds.val.examples, got["scored"]["val"]))
+        run.scored.extend(scored(test.examples, got["scored"]["test"]))
+        run.train_seconds.append(got["train_seconds"])
+        rss.append(got["peak_rss_mib"])
+        run.extra["model_size_mib"] = got["model_size_mib"]
+    run.extra["script_peak_rss_mib"] = max(rss)
     return run
 
 
@@ -418,6 +461,7 @@ def main(argv: list[str] | None = None) -> None:
         environment_mib={
             "native (.venv)": env_size_mib(ROOT / ".venv"),
             "rasa (.venv-rasa)": env_size_mib(RASA_VENV),
+            "TF-IDF script (its packages)": tfidf_script.environment_mib(),
         },
     )
     from benchmarks.servers import ensure_models
@@ -460,8 +504,10 @@ def main(argv: list[str] | None = None) -> None:
                 folder.mkdir()
                 started = time.perf_counter()
                 try:
-                    if system == "native":
-                        run = run_native(ds, folder, _progress)
+                    if system == "tfidf-script":
+                        run = run_script(ds, folder, _progress)
+                    elif system.startswith("native"):
+                        run = run_native(ds, folder, _progress, encoder=system == "native")
                     else:
                         run = run_rasa(ds, system.removeprefix("rasa-"), args.epochs, folder, _progress)
                 except Exception as exc:  # one failing system must not cost the others' figures
@@ -485,13 +531,25 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # ------------------------------------------------------------------ the plot
-LABELS = {"native": "triagebot (native)", "rasa-logreg": "Rasa LogisticRegression", "rasa-diet": "Rasa DIET"}
-COLOURS = {"native": "#2b8cbe", "rasa-logreg": "#fdae6b", "rasa-diet": "#e6550d"}
+LABELS = {
+    "tfidf-script": "plain TF-IDF + LR script",
+    "native-sparse": "triagebot, no encoder",
+    "native": "triagebot (native)",
+    "rasa-logreg": "Rasa LogisticRegression",
+    "rasa-diet": "Rasa DIET",
+}
+COLOURS = {
+    "tfidf-script": "#bdbdbd",
+    "native-sparse": "#9ecae1",
+    "native": "#2b8cbe",
+    "rasa-logreg": "#fdae6b",
+    "rasa-diet": "#e6550d",
+}
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
     """Three panels: accuracy per dataset (grouped bars per system), training time and p99 latency over HTTP
-    (log scales). A missing bar is labelled "not run"."""
+    (log scales). A missing bar is labelled "not run" ("no server" for the script's HTTP figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -507,9 +565,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ("CLINC150\nOOS recall", "clinc150", "oos_recall"),
     ]
     cost_groups = [(name, name, "") for name in DATASET_NAMES]
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [1.5, 1, 1]})
+    fig, axes = plt.subplots(1, 3, figsize=(19, 5.4), gridspec_kw={"width_ratios": [1.5, 1, 1]})
     panels: list[
-        tuple[Any, list[tuple[str, str, str]], Callable[[dict[str, Any], str], float], str, str, bool]
+        tuple[Any, list[tuple[str, str, str]], Callable[[dict[str, Any], str], float | None], str, str, bool]
     ]
     panels = [
         (axes[0], score_groups, lambda e, key: 100 * e[key], "%", "Accuracy (higher is better)", False),
@@ -524,23 +582,24 @@ def plot(result: dict[str, Any], path: Path) -> None:
         (
             axes[2],
             cost_groups,
-            lambda e, key: e["parse_ms_http"]["p99"],
+            lambda e, key: e["parse_ms_http"]["p99"] if "parse_ms_http" in e else None,
             "ms",
             "Parse p99 over HTTP, one message, ms (log)",
             True,
         ),
     ]
-    width = 0.8 / len(SYSTEMS)
+    width = 0.84 / len(SYSTEMS)
     for ax, groups, value, unit, title, log in panels:
         for j, system in enumerate(SYSTEMS):
             for i, (_, dataset, key) in enumerate(groups):
                 x = i + (j - (len(SYSTEMS) - 1) / 2) * width
                 entry = res.get(dataset, {}).get(system)
-                if entry is None:
+                v = None if entry is None else value(entry, key)
+                if v is None:
                     ax.text(
                         x,
                         0.02,
-                        "not run",
+                        "not run" if entry is None else "no server",
                         rotation=90,
                         ha="center",
                         va="bottom",
@@ -549,7 +608,6 @@ def plot(result: dict[str, Any], path: Path) -> None:
                         transform=ax.get_xaxis_transform(),
                     )
                     continue
-                v = value(entry, key)
                 ax.bar(x, v, width, color=COLOURS[system])
                 ax.text(
                     x,
@@ -557,7 +615,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
                     f"{v:.1f}" if v < 100 or unit == "%" else f"{v:.0f}",
                     ha="center",
                     va="bottom",
-                    fontsize=7,
+                    fontsize=6,
+                    rotation=90 if unit == "%" else 0,
                 )
         ax.set_xticks(range(len(groups)), [g[0] for g in groups], fontsize=8)
         ax.set_title(title, fontsize=10)
@@ -568,9 +627,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
             ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         else:
-            ax.set_ylim(0, 105)
+            ax.set_ylim(0, 112)
     handles = [Patch(color=COLOURS[s], label=LABELS[s]) for s in SYSTEMS]
-    fig.legend(handles=handles, loc="upper center", ncol=3, frameon=False)
+    fig.legend(handles=handles, loc="upper center", ncol=len(SYSTEMS), frameon=False)
     epochs = {e.get("epochs") for d in res.values() for s, e in d.items() if s == "rasa-diet"} - {None}
     fig.text(
         0.5,

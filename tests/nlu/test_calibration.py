@@ -24,7 +24,8 @@ from bot.nlu.language import LanguageGuess
 from bot.nlu.pipeline import NLUPipeline
 from bot.nlu.registry import Context
 from bot.nlu.state import FALLBACK_INTENT, ParseState
-from bot.nlu.training_data import Example
+from bot.nlu.tokenize import Token
+from bot.nlu.training_data import Example, TrainingData
 from bot.vocabulary import Script
 from tests.conftest import DATA_DIR, TODAY
 
@@ -81,6 +82,9 @@ def test_model_without_calibration_file_loads_uncalibrated(nlu: NLUPipeline, tmp
     [
         ({"calibration": "platt"}, "calibration must be one of"),
         ({"calibration_folds": 1}, "calibration_folds must be an integer"),
+        ({"word_min_df": 0}, "word_min_df must be an integer ≥ 1"),
+        ({"word_min_df": 0.5}, "word_min_df must be an integer ≥ 1"),
+        ({"char_min_df": "2"}, "char_min_df must be an integer ≥ 1"),
     ],
 )
 def test_bad_calibration_config(params: dict[str, Any], message: str) -> None:
@@ -212,3 +216,21 @@ def test_the_coefficients_are_saved_in_half_precision_and_parse_as_trained(
     loaded = NLUPipeline.load(tmp_path / "nlu", DATA_DIR)
     for text in [*MESSAGES, "发票查验失败了", "I forgot my password", "转人工"]:
         assert loaded.parse(text, TODAY)["intent_ranking"] == nlu.parse(text, TODAY)["intent_ranking"]
+
+
+def test_word_min_df_drops_the_word_ngrams_seen_in_one_message_only() -> None:
+    texts = ["reset my password", "reset my login", "export my report"]
+    states = []
+    for text in texts:
+        state = ParseState(text, TODAY)
+        state.tokens = [Token(word, 0, len(word), word) for word in text.split()]
+        states.append(state)
+    data = TrainingData([Example(t, y) for t, y in zip(texts, ["login", "login", "export"], strict=True)])
+    vocabularies = []
+    for min_df in (1, 2):
+        params = registry.resolve_config("tfidf_classifier", {"word_min_df": min_df, "calibration": "none"})
+        classifier = registry.create("tfidf_classifier", params, Context(DATA_DIR))
+        classifier.train(data, states)
+        vocabularies.append(set(classifier.fitted[0].word.vocabulary_))
+    assert {"password", "export", "reset my"} <= vocabularies[0]
+    assert vocabularies[1] == {"reset", "my", "reset my"}

@@ -1,0 +1,79 @@
+"""The Rasa comparison's own systems (benchmarks/rasa.py): the plain TF-IDF script baseline, run as its own
+process, and the native pipeline without its encoder. Rasa itself is exercised by tests/rasa."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import tfidf_script
+from benchmarks.rasa import Dataset, run_script, without_encoder
+from bot.nlu.config import PipelineConfig
+from bot.nlu.evaluation import THRESHOLD_GRID
+from bot.nlu.training_data import Example, TrainingData
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN = [
+    *[(f"invoice check failed number {i}", "verify_invoice") for i in range(6)],
+    *[(f"cannot log in password reset {i}", "login_issue") for i in range(6)],
+    *[(f"export the report to excel {i}", "export_data") for i in range(6)],
+]
+
+
+def _data(pairs: list[tuple[str, str]]) -> TrainingData:
+    return TrainingData([Example(text, label) for text, label in pairs])
+
+
+@pytest.mark.slow
+def test_the_script_runs_alone_and_reports_every_scored_message(tmp_path: Path) -> None:
+    splits = {"train": TRAIN, "score": {"test": ["invoice check failed", "log in password", "hello"]}}
+    (tmp_path / "splits.json").write_text(json.dumps(splits), encoding="utf-8")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.tfidf_script",
+            str(tmp_path / "splits.json"),
+            str(tmp_path / "out.json"),
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    out = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    rows = out["scored"]["test"]
+    assert [top for top, _, _ in rows[:2]] == ["verify_invoice", "login_issue"]
+    assert all(0 < conf <= 1 and ms > 0 for _, conf, ms in rows)
+    assert out["train_seconds"] > 0 and out["model_size_mib"] > 0 and out["peak_rss_mib"] > 0
+
+
+def test_the_script_refuses_a_wrong_command_line() -> None:
+    with pytest.raises(SystemExit, match="usage"):
+        tfidf_script.main(["only-one.json"])
+
+
+def test_the_script_environment_is_its_packages_only() -> None:
+    assert 50 < tfidf_script.environment_mib() < 1000  # scikit-learn, numpy, scipy, … — not the whole .venv
+
+
+@pytest.mark.slow
+def test_run_script_chooses_the_threshold_on_validation_and_scores_every_fold(tmp_path: Path) -> None:
+    config = ROOT / "benchmarks" / "configs" / "clinc150.yml"
+    folds = [(_data(TRAIN), _data(TRAIN[:3])), (_data(TRAIN), _data(TRAIN[6:8]))]
+    ds = Dataset(
+        "tiny", "two folds", config, folds, val=_data([*TRAIN[::4], ("what is the weather", "out_of_scope")])
+    )
+    run = run_script(ds, tmp_path, lambda stage: None)
+    assert [s.example.text for s in run.scored] == [ex.text for _, test in folds for ex in test.examples]
+    assert len(run.train_seconds) == 2 and run.threshold in THRESHOLD_GRID
+    assert run.extra["script_peak_rss_mib"] > 0
+
+
+def test_without_encoder_drops_the_embedding_step_and_nothing_else() -> None:
+    config = PipelineConfig.from_file(ROOT / "nlu_data" / "config.yml")
+    names = [name for name, _ in config.steps]
+    assert "embedding" in names
+    assert [name for name, _ in without_encoder(config).steps] == [n for n in names if n != "embedding"]
