@@ -44,7 +44,7 @@ class TfidfIntentClassifier:
         "word_ngrams": [1, 2],
         # An n-gram seen in fewer training messages than this is not a feature. Each feature costs a
         # coefficient per intent, and L-BFGS's time grows with their number: on CLINC150 (150 intents)
-        # word_min_df 2 halves the features and the training time at the same accuracy (docs/benchmarks.md).
+        # word_min_df 2 halves the features and the training time at the same accuracy (docs/nlu.md).
         "word_min_df": 1,
         "char_ngrams": [1, 4],
         "char_min_df": 1,

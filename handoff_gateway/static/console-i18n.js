@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   var I18N = {
-    zh: { title: "客服工作台", name: "账号", password: "密码", signin: "登录", presence: "状态", online: "在线", away: "离开", offline: "离线",
+    zh: { title: "客服工作台", name: "账号", password: "密码", signin: "登录", presence: "状态",
           logout: "退出", queue: "排队", queues: "排队", empty: "接入一个会话开始工作。", board: "实时看板", accept: "接入", decline: "拒绝", take: "接入",
           offer: "新会话分配给您", send: "发送", note: "内部备注", transfer: "转接", resolve: "结束会话", handback: "交还机器人",
           canned: "知识库快捷回复", saved: "团队快捷回复", search: "搜索", reconnecting: "连接中断，正在重连…", intent: "意图", severity: "严重程度",
@@ -20,7 +20,7 @@
           load: "负载", position: "位置", late: "已超时", key_accept: "接入最新的分配或排队第一个会话", key_next: "切换到下一个会话",
           key_send: "发送回复", key_resolve: "结束当前会话", key_help: "显示/隐藏快捷键", key_search: "搜索历史会话", customerPanel: "客户信息",
           context: "上下文", transcript: "对话记录", articleAnswer: "知识库文章", took: "接入了会话", supervisor: "主管", lang: "English" },
-    en: { title: "Agent console", name: "Name", password: "Password", signin: "Sign in", presence: "Status", online: "Online", away: "Away", offline: "Offline",
+    en: { title: "Agent console", name: "Name", password: "Password", signin: "Sign in", presence: "Status",
           logout: "Sign out", queue: "Queue", queues: "Queues", empty: "Take a conversation to start.", board: "Live board", accept: "Accept", decline: "Decline", take: "Take",
           offer: "New conversation for you", send: "Send", note: "Internal note", transfer: "Transfer", resolve: "Resolve", handback: "Hand back to bot",
           canned: "Canned answers (KB)", saved: "Team saved replies", search: "Search", reconnecting: "Connection lost, reconnecting…", intent: "Intent", severity: "Severity",
@@ -71,6 +71,10 @@
     document.querySelectorAll("[data-i18n-label]").forEach(function (e) { e.setAttribute("aria-label", TC.t(e.dataset.i18nLabel)); });
     document.querySelectorAll("[data-i18n-placeholder]").forEach(function (e) { e.placeholder = TC.t(e.dataset.i18nPlaceholder); });
     document.querySelectorAll(".lang-toggle").forEach(function (e) { e.textContent = TC.t("lang"); });
+    /* data-code="table:code": a code in the server's words (the presence choices), once the tables are in */
+    if (TC.labels) document.querySelectorAll("[data-code]").forEach(function (e) {
+      var parts = e.dataset.code.split(":"); e.textContent = TC.label(parts[0], parts[1]);
+    });
   };
   TC.setLang = function (lang) {
     TC.lang = lang; localStorage.setItem("console-lang", lang); TC.applyI18n();

@@ -66,7 +66,7 @@
     $("presence").value = f.presence || "offline";  // what the agent chose last, as the server says
     var first = !TC.labels;
     TC.api("GET", "/api/v1/console/labels").then(function (l) {
-      TC.labels = l; renderQueue(); TC.startList();
+      TC.labels = l; TC.applyI18n(); renderQueue(); TC.startList();
       if (first) TC.startBoard(f.agent.role === "supervisor");
       Object.keys(S.tabs).forEach(function (cid) { loadCard(cid); });
     });

@@ -227,6 +227,10 @@ def test_the_context_card_is_about_the_handoff_and_in_words(browser: Any, server
         expect(customer.locator('[data-fact="channel"]')).to_have_text("Web")
         expect(console.locator(".topbar")).to_contain_text("Sign out")
         expect(console.locator("#filters")).to_contain_text("Unassigned")
+        # the presence choices are the server's presence table (handoff_gateway/labels.py), not a second copy
+        expect(console.locator('#presence option[value="away"]')).to_have_text("Away")
+        console.locator("#desk-lang").click()
+        expect(console.locator('#presence option[value="away"]')).to_have_text("离开")
     finally:
         close(console)
 
