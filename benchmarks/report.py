@@ -888,7 +888,8 @@ def e5_section() -> list[str]:
 
 
 def rasa_section() -> list[str]:
-    """Native vs Rasa DIET vs Rasa LogisticRegression, same splits, one run (benchmarks/rasa.py)."""
+    """Native (with and without its encoder) vs Rasa DIET vs Rasa LogisticRegression vs a plain TF-IDF script,
+    same splits, one run (benchmarks/rasa.py)."""
     result = _load("rasa_compare")
     if not result:
         return []
