@@ -18,13 +18,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def gateway(request: Request) -> Gateway:
+async def gateway(request: Request) -> Gateway:
     gw: Gateway = request.app.state.gateway
     return gw
 
 
-async def current_agent(request: Request, token: Annotated[str, Depends(bearer)]) -> Agent:
-    return await gateway(request).agents.authenticate(token)
+async def current_agent(
+    gw: Annotated[Gateway, Depends(gateway)], token: Annotated[str, Depends(bearer)]
+) -> Agent:
+    return await gw.agents.authenticate(token)
 
 
 AgentDep = Annotated[Agent, Depends(current_agent)]

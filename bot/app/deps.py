@@ -1,4 +1,7 @@
-"""Request dependencies: the services, and the conversation a bearer token opens."""
+"""Request dependencies: the services, and the conversation a bearer token opens.
+
+Dependencies are ``async def`` even where they do not await: FastAPI runs a plain ``def`` one in its
+thread pool, a hop there and back on every request (tests/app/test_thread_hops.py)."""
 
 from __future__ import annotations
 
@@ -18,17 +21,17 @@ from bot.store.rates import RateLimits
 from bot.vocabulary import Channel as ChannelName
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 
 
-def engine(request: Request) -> Engine:
+async def engine(request: Request) -> Engine:
     eng: Engine = request.app.state.engine
     return eng
 
 
-def limits(connection: HTTPConnection) -> RateLimits:
+async def limits(connection: HTTPConnection) -> RateLimits:
     found: RateLimits = connection.app.state.limits
     return found
 

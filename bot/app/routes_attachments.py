@@ -159,7 +159,7 @@ async def download(
     """The attachment's bytes, to the conversation's user (its token). Images inline, anything else as a
     download; never rendered as a page. Agents' tokens are served by the desk's route for this path."""
     try:
-        token = bearer(request)
+        token = await bearer(request)
         check_token(await _conversation(svc, conversation_id), token)
     except (AuthError, ConversationNotFound):
         if (desk := _next_route(request)) is not None:

@@ -23,6 +23,7 @@ from bot.engine import Engine, Services
 from bot.errors import AuthError, MessageTooLarge
 from bot.message import Message
 from bot.outbox import Outbox
+from bot.store.rates import RateLimits
 from bot.vocabulary import Channel as ChannelName
 
 ENABLE = "set TRIAGE_RASA_WEBHOOK_TOKEN and send it as ?token= or Authorization: Bearer"
@@ -30,7 +31,7 @@ _query_token = APIKeyQuery(name="token", auto_error=False, description="TRIAGE_R
 _bearer_token = HTTPBearer(auto_error=False, description="TRIAGE_RASA_WEBHOOK_TOKEN")
 
 
-def rasa_credential(
+async def rasa_credential(
     svc: Annotated[Services, Depends(services)],
     query: Annotated[str | None, Depends(_query_token)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_token)],
@@ -53,7 +54,7 @@ router = APIRouter(
 
 
 async def _receive(
-    request: Request, svc: Services, name: str, body: RasaMessageIn
+    request: Request, svc: Services, rates: RateLimits, name: str, body: RasaMessageIn
 ) -> tuple[Channel, Message]:
     """Decode through the channel; a push conversation is followed by the outbox before its first event."""
     adapter = channel(request.app.state.channels, name)
@@ -61,7 +62,7 @@ async def _receive(
     if len(message.text) > svc.settings.max_message_chars:
         raise MessageTooLarge(len(message.text), svc.settings.max_message_chars)
     conversation = await svc.store.get_or_create(message.conversation_id, adapter.name, message.sender_id)
-    await limits(request).message(message.conversation_id)
+    await rates.message(message.conversation_id)
     if adapter.push:
         outbox: Outbox = request.app.state.outbox
         await outbox.follow(message.conversation_id, int(conversation.get("seq") or 0))
@@ -79,10 +80,11 @@ async def rest_webhook(
     request: Request,
     svc: Annotated[Services, Depends(services)],
     eng: Annotated[Engine, Depends(engine)],
+    rates: Annotated[RateLimits, Depends(limits)],
 ) -> list[dict[str, Any]]:
     """Rasa's REST channel: one object per bot message. With a callback URL configured, what comes later
     (agents' messages, queue updates, the CSAT request) is POSTed there."""
-    _, message = await _receive(request, svc, ChannelName.REST, body)
+    _, message = await _receive(request, svc, rates, ChannelName.REST, body)
     result = await eng.handle(message)
     return [
         {"recipient_id": message.sender_id, "text": r["text"], "buttons": r["buttons"] or None}
@@ -104,11 +106,12 @@ async def callback_webhook(
     request: Request,
     svc: Annotated[Services, Depends(services)],
     eng: Annotated[Engine, Depends(engine)],
+    rates: Annotated[RateLimits, Depends(limits)],
 ) -> str:
     """Rasa's callback channel: answers ``success``; every reply is POSTed to the callback URL."""
     if not channel(request.app.state.channels, ChannelName.CALLBACK).push:
         raise ChannelDisabled(ChannelName.CALLBACK, "set TRIAGE_RASA_CALLBACK_URL to enable it")
-    _, message = await _receive(request, svc, ChannelName.CALLBACK, body)
+    _, message = await _receive(request, svc, rates, ChannelName.CALLBACK, body)
     await eng.handle(message)
     return "success"
 
