@@ -22,6 +22,7 @@ from bot.nlu.state import ParseState
 from bot.nlu.training_data import OUT_OF_SCOPE, TrainingData
 
 MODELS = ("logreg", "mlp", "ensemble")
+SOLVERS = ("lbfgs", "newton-cg")
 CALIBRATIONS = ("temperature", "none")
 logger = logging.getLogger(__name__)
 CALIBRATION_FILE = "calibration.json"
@@ -55,6 +56,9 @@ class TfidfIntentClassifier:
         "model": "logreg",
         "C": 20.0,
         "max_iter": 3000,
+        # scikit-learn's LogisticRegression solver. newton-cg: a few Newton steps of sparse products; lbfgs
+        # spends most of its time in its own bookkeeping over (intents × features) coefficients (docs/nlu.md).
+        "solver": "newton-cg",
         "mlp_hidden": 512,
         "mlp_epochs": 30,
         "random_state": 0,
@@ -77,6 +81,8 @@ class TfidfIntentClassifier:
                 f"tfidf_classifier char_analyzer must be one of {CHAR_ANALYZERS}, "
                 f"got {config['char_analyzer']!r}"
             )
+        if config["solver"] not in SOLVERS:
+            raise ConfigError(f"tfidf_classifier solver must be one of {SOLVERS}, got {config['solver']!r}")
         if config["calibration"] not in CALIBRATIONS:
             raise ConfigError(
                 f"tfidf_classifier calibration must be one of {CALIBRATIONS}, got {config['calibration']!r}"
@@ -108,17 +114,14 @@ class TfidfIntentClassifier:
                 "<training data>", None, "need examples of at least two intents to train a classifier"
             )
         features = _TwoViewFeatures(self.config)
-        # float32: scikit-learn's lbfgs keeps X's precision, and its sparse products over float32 take a
+        # float32: scikit-learn's lbfgs and newton-cg keep X's precision, and sparse products over float32 take a
         # third less time (the coefficients are kept in float16 anyway: _half_precision)
         x = features.fit_transform(self._docs([s for s, _ in pairs])).astype(np.float32)
-        y = [lbl for _, lbl in pairs]
-        estimators = _half_precision(_fit_estimators(self.config, x, y))
-        classes = [str(c) for c in estimators[0].classes_]
-        self.fitted = (features, estimators, classes)
+        y = np.array([lbl for _, lbl in pairs])
+        estimators, temperature = _fit(self.config, x, y)
+        self.fitted = (features, _half_precision(estimators), [str(c) for c in estimators[0].classes_])
         self._one_doc = None
-        self.temperature = 1.0
-        if self.config["calibration"] == "temperature":
-            self.temperature = _fit_temperature(self.config, x, np.array(y), classes)
+        self.temperature = temperature
 
     def _log_proba(self, states: list[ParseState]) -> Any:
         """Uncalibrated log-probabilities, (n, classes)."""
@@ -197,7 +200,8 @@ def _fit_estimators(config: dict[str, Any], x: Any, y: Any) -> list[Any]:
 
     estimators: list[Any] = []
     if config["model"] in ("logreg", "ensemble"):
-        estimators.append(LogisticRegression(C=config["C"], max_iter=config["max_iter"]).fit(x, y))
+        logreg = LogisticRegression(C=config["C"], max_iter=config["max_iter"], solver=config["solver"])
+        estimators.append(logreg.fit(x, y))
     if config["model"] in ("mlp", "ensemble"):
         mlp = MLPClassifier(
             hidden_layer_sizes=(config["mlp_hidden"],),
@@ -227,29 +231,40 @@ def _out_of_fold(config: dict[str, Any], x: Any, y: Any, train: Any, test: Any, 
     return np.log(np.clip(proba, 1e-300, None))
 
 
-def _fit_temperature(config: dict[str, Any], x: Any, y: Any, classes: list[str]) -> float:
-    """The temperature minimising the negative log-likelihood of out-of-fold predictions (stratified
-    k-fold, out_of_scope a class like the others). The TF-IDF vocabulary is the full data's: an n-gram only
-    a held-out fold has gets no weight in that fold's model, so this leaks nothing that matters."""
+def _fit(config: dict[str, Any], x: Any, y: Any) -> tuple[list[Any], float]:
+    """The estimators on all of ``x``, and the temperature minimising the negative log-likelihood of
+    out-of-fold predictions (stratified k-fold, out_of_scope a class like the others). The final fit and the
+    folds' fits run side by side in one batch — the final fit does not wait for the folds, nor they for it.
+    The TF-IDF vocabulary is the full data's: an n-gram only a held-out fold has gets no weight in that
+    fold's model, so this leaks nothing that matters."""
     from joblib import Parallel, delayed
-    from scipy.optimize import minimize_scalar
-    from scipy.special import log_softmax
     from sklearn.model_selection import StratifiedKFold
 
-    # Every class needs an example in every fold; tiny data sets (tests) get fewer folds, or none.
-    folds = min(config["calibration_folds"], int(np.unique(y, return_counts=True)[1].min()))
-    if folds < 2:
-        logger.info("an intent has a single example: confidences left uncalibrated")
-        return 1.0
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config["random_state"])
-    splits = list(splitter.split(np.zeros(len(y)), y))
-    parts = Parallel(n_jobs=min(folds, os.cpu_count() or 1))(
-        delayed(_out_of_fold)(config, x, y, train, test, classes) for train, test in splits
-    )
+    splits: list[tuple[Any, Any]] = []
+    if config["calibration"] == "temperature":
+        # Every class needs an example in every fold; tiny data sets (tests) get fewer folds, or none.
+        folds = min(config["calibration_folds"], int(np.unique(y, return_counts=True)[1].min()))
+        if folds < 2:
+            logger.info("an intent has a single example: confidences left uncalibrated")
+        else:
+            splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config["random_state"])
+            splits = list(splitter.split(np.zeros(len(y)), y))
+    if not splits:
+        return _fit_estimators(config, x, y), 1.0
+    classes = [str(c) for c in np.unique(y)]  # the order LogisticRegression.classes_ has
+    jobs = [delayed(_fit_estimators)(config, x, y)]
+    jobs += [delayed(_out_of_fold)(config, x, y, train, test, classes) for train, test in splits]
+    estimators, *parts = Parallel(n_jobs=min(len(jobs), os.cpu_count() or 1))(jobs)
     log_proba = np.empty((len(y), len(classes)))
     for (_, test), part in zip(splits, parts, strict=True):
         log_proba[test] = part
-    gold = np.array([classes.index(str(label)) for label in y])
+    return estimators, _temperature(log_proba, np.array([classes.index(str(label)) for label in y]))
+
+
+def _temperature(log_proba: Any, gold: Any) -> float:
+    """The T minimising the mean negative log-likelihood of softmax(log_proba / T) at the gold classes."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
 
     def nll(log_t: float) -> float:
         scaled = log_softmax(log_proba / np.exp(log_t), axis=1)

@@ -85,6 +85,7 @@ def test_model_without_calibration_file_loads_uncalibrated(nlu: NLUPipeline, tmp
         ({"word_min_df": 0}, "word_min_df must be an integer ≥ 1"),
         ({"word_min_df": 0.5}, "word_min_df must be an integer ≥ 1"),
         ({"char_min_df": "2"}, "char_min_df must be an integer ≥ 1"),
+        ({"solver": "saga"}, "solver must be one of"),
     ],
 )
 def test_bad_calibration_config(params: dict[str, Any], message: str) -> None:
@@ -234,3 +235,33 @@ def test_word_min_df_drops_the_word_ngrams_seen_in_one_message_only() -> None:
         vocabularies.append(set(classifier.fitted[0].word.vocabulary_))
     assert {"password", "export", "reset my"} <= vocabularies[0]
     assert vocabularies[1] == {"reset", "my", "reset my"}
+
+
+@pytest.mark.parametrize("solver", ["newton-cg", "lbfgs"])
+def test_the_final_fit_does_not_depend_on_the_calibration_folds_beside_it(solver: str) -> None:
+    """The final fit runs in one batch with the calibration folds' fits: the model is the one an uncalibrated
+    training fits, and only the temperature differs."""
+    texts = [
+        f"{verb} my {thing} {n}"
+        for verb in ("reset", "export", "approve")
+        for thing in ("a", "b")
+        for n in range(4)
+    ]
+    labels = [text.split()[0] for text in texts]
+    states = []
+    for text in texts:
+        state = ParseState(text, TODAY)
+        state.tokens = [Token(word, 0, len(word), word) for word in text.split()]
+        states.append(state)
+    data = TrainingData([Example(t, y) for t, y in zip(texts, labels, strict=True)])
+    fitted = []
+    for calibration in ("temperature", "none"):
+        params = registry.resolve_config("tfidf_classifier", {"calibration": calibration, "solver": solver})
+        classifier = registry.create("tfidf_classifier", params, Context(DATA_DIR))
+        classifier.train(data, states)
+        fitted.append(classifier)
+    calibrated, raw = fitted
+    np.testing.assert_array_equal(calibrated.fitted[1][0].coef_, raw.fitted[1][0].coef_)
+    assert calibrated.fitted[2] == raw.fitted[2] == ["approve", "export", "reset"]
+    assert raw.temperature == 1.0
+    assert calibrated.temperature != 1.0  # three folds of eight examples per intent: fitted, not defaulted
