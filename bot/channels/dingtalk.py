@@ -70,7 +70,8 @@ def sign(timestamp: str, secret: str) -> str:
 
 def verify(timestamp: str | None, signature: str | None, secret: str, now_ms: int | None = None) -> None:
     """Raise :class:`BadDingTalkSign` unless ``signature`` signs ``timestamp`` and it is within the hour."""
-    if not timestamp or not signature or not timestamp.isdigit():
+    # isascii: str.isdigit() also accepts "²" and other digits int() refuses
+    if not timestamp or not signature or not (timestamp.isascii() and timestamp.isdigit()):
         raise BadDingTalkSign("a DingTalk callback needs 'timestamp' and 'sign' headers")
     now = int(time.time() * 1000) if now_ms is None else now_ms
     if abs(now - int(timestamp)) > WINDOW_MS:
