@@ -160,15 +160,7 @@ class PeakRSS:
 
 def http_latency(url: str, token: str, texts: list[str]) -> dict[str, Any]:
     """``POST /model/parse`` one message at a time (after a warm-up), as a client sees it, in ms."""
-    times = []
-    with httpx.Client(timeout=30.0) as client:
-        for i, text in enumerate(texts[:WARMUP] + texts):
-            started = time.perf_counter()
-            reply = client.post(f"{url}/model/parse", params={"token": token}, json={"text": text})
-            elapsed = (time.perf_counter() - started) * 1000
-            reply.raise_for_status()
-            if i >= WARMUP:
-                times.append(elapsed)
+    times = _timed_raw(url, token, texts)
     return {**percentiles(times), "n": len(times)}
 
 
@@ -273,6 +265,11 @@ def run_native(ds: Dataset, work: Path, progress: Any, encoder: bool = True) -> 
     return run
 
 
+def _script_scored(examples: list[Example], rows: list[list[Any]]) -> list[Scored]:
+    """The script's (intent, confidence, ms) rows as the evaluation's records."""
+    return [Scored(ex, top, conf, "", [], ms) for ex, (top, conf, ms) in zip(examples, rows, strict=True)]
+
+
 def run_script(ds: Dataset, work: Path, progress: Any) -> Run:
     """:mod:`benchmarks.tfidf_script` on each fold, in a process of its own."""
     run = Run(threshold=ds.config.param("fallback", "threshold"))
@@ -290,15 +287,9 @@ def run_script(ds: Dataset, work: Path, progress: Any) -> Run:
             [sys.executable, "-m", "benchmarks.tfidf_script", str(splits), str(out)], cwd=ROOT, check=True
         )
         got = json.loads(out.read_text(encoding="utf-8"))
-
-        def scored(examples: list[Example], rows: list[list[Any]]) -> list[Scored]:
-            return [
-                Scored(ex, top, conf, "", [], ms) for ex, (top, conf, ms) in zip(examples, rows, strict=True)
-            ]
-
         if ds.val is not None:
-            run.threshold = choose_threshold(scored(ds.val.examples, got["scored"]["val"]))
-        run.scored.extend(scored(test.examples, got["scored"]["test"]))
+            run.threshold = choose_threshold(_script_scored(ds.val.examples, got["scored"]["val"]))
+        run.scored.extend(_script_scored(test.examples, got["scored"]["test"]))
         run.train_seconds.append(got["train_seconds"])
         rss.append(got["peak_rss_mib"])
         run.extra["model_size_mib"] = got["model_size_mib"]
@@ -359,7 +350,8 @@ def _prefixed(progress: Callable[[str], None], prefix: str, tail: int) -> Callab
 
 
 def _timed_raw(url: str, token: str, texts: list[str]) -> list[float]:
-    """Rasa's own ``/model/parse``, one at a time; the raw times (folds are pooled before percentiles)."""
+    """``/model/parse`` (ours or Rasa's), one message at a time after a warm-up; the raw times in ms (folds
+    are pooled before percentiles)."""
     times = []
     with httpx.Client(timeout=30.0) as client:
         for i, text in enumerate(texts[:WARMUP] + texts):

@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,6 +27,7 @@ SOLVERS = ("lbfgs", "newton-cg")
 CALIBRATIONS = ("temperature", "none")
 logger = logging.getLogger(__name__)
 CALIBRATION_FILE = "calibration.json"
+GATE_FILE = "gate.joblib"
 CHAR_ANALYZERS = ("char", "char_wb")
 Doc = tuple[str, str, Any, bool]  # word view, character view, sentence vector (or None), Chinese?
 
@@ -56,9 +58,10 @@ class TfidfIntentClassifier:
         "model": "logreg",
         "C": 20.0,
         "max_iter": 3000,
-        # scikit-learn's LogisticRegression solver. newton-cg: a few Newton steps of sparse products; lbfgs
-        # spends most of its time in its own bookkeeping over (intents × features) coefficients (docs/nlu.md).
-        "solver": "newton-cg",
+        # scikit-learn's LogisticRegression solver. newton-cg fits nlu_data in half lbfgs's time (lbfgs spends
+        # most of it in its bookkeeping over intents × features coefficients) but to a slightly different
+        # model whose confidences moved decisions the dialogue's thresholds were set on (docs/nlu.md).
+        "solver": "lbfgs",
         "mlp_hidden": 512,
         "mlp_epochs": 30,
         "random_state": 0,
@@ -69,10 +72,19 @@ class TfidfIntentClassifier:
         # parallel) so that a confidence threshold means the same for every intent; "none": raw softmax.
         "calibration": "temperature",
         "calibration_folds": 3,
+        # With a sentence encoder in the pipeline: a second logistic regression on the TF-IDF views alone
+        # answers a message when its calibrated confidence is at least this, and the encoder never runs for
+        # it (most messages: docs/nlu.md, "The sparse gate"); below it, the full model answers. null: off.
+        "sparse_gate": None,
     }
 
     def __init__(
-        self, config: dict[str, Any], context: Context, fitted: Any = None, temperature: float = 1.0
+        self,
+        config: dict[str, Any],
+        context: Context,
+        fitted: Any = None,
+        temperature: float = 1.0,
+        gate: Gate | None = None,
     ) -> None:
         if config["model"] not in MODELS:
             raise ConfigError(f"tfidf_classifier model must be one of {MODELS}, got {config['model']!r}")
@@ -91,6 +103,15 @@ class TfidfIntentClassifier:
             raise ConfigError(
                 f"tfidf_classifier calibration_folds must be an integer ≥ 2, got {config['calibration_folds']!r}"
             )
+        sparse_gate = config["sparse_gate"]
+        if sparse_gate is not None and (
+            isinstance(sparse_gate, bool)
+            or not isinstance(sparse_gate, int | float)
+            or not 0 < sparse_gate <= 1
+        ):
+            raise ConfigError(
+                f"tfidf_classifier sparse_gate must be a confidence in (0, 1], or null, got {sparse_gate!r}"
+            )
         for key in ("word_min_df", "char_min_df"):
             if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1:
                 raise ConfigError(
@@ -99,11 +120,12 @@ class TfidfIntentClassifier:
         self.config = config
         self.fitted = fitted  # (features, [estimators], classes)
         self.temperature = temperature
+        self.gate = gate  # the sparse-only model of sparse_gate, when trained with one
         self._one_doc: _OneDocScorer | None = None  # built on the first single-message parse
 
     @staticmethod
     def _docs(states: list[ParseState]) -> list[Doc]:
-        return [(_word_doc(s), s.request_text, s.embedding, _chinese(s)) for s in states]
+        return [(_word_doc(s), s.request_text, s.sentence_vector(), _chinese(s)) for s in states]
 
     def train(self, data: TrainingData, states: list[ParseState]) -> None:
         labels = [ex.intent for ex in data.examples]
@@ -118,10 +140,25 @@ class TfidfIntentClassifier:
         # third less time (the coefficients are kept in float16 anyway: _half_precision)
         x = features.fit_transform(self._docs([s for s, _ in pairs])).astype(np.float32)
         y = np.array([lbl for _, lbl in pairs])
-        estimators, temperature = _fit(self.config, x, y)
-        self.fitted = (features, _half_precision(estimators), [str(c) for c in estimators[0].classes_])
+        # the gate is a multinomial logistic regression beside a single one (its one-message scorer's shape)
+        gated = (
+            self.config["sparse_gate"] is not None
+            and features.dense_dim > 0
+            and self.config["model"] == "logreg"
+            and len(set(y)) > 2
+        )
+        fit = _fit(self.config, x, y, x.shape[1] - features.dense_dim if gated else None)
+        self.fitted = (
+            features,
+            _half_precision(fit.estimators),
+            [str(c) for c in fit.estimators[0].classes_],
+        )
         self._one_doc = None
-        self.temperature = temperature
+        self.temperature = fit.temperature
+        self.gate = None
+        if fit.gate is not None:
+            _half_precision([fit.gate])
+            self.gate = Gate(fit.gate, fit.gate_temperature, float(self.config["sparse_gate"]), features)
 
     def _log_proba(self, states: list[ParseState]) -> Any:
         """Uncalibrated log-probabilities, (n, classes)."""
@@ -146,14 +183,38 @@ class TfidfIntentClassifier:
         """Class names and an (n, classes) probability matrix (temperature-scaled unless ``calibrated`` is
         false)."""
         log_proba = self._log_proba(states)
-        return self.fitted[2], temper(log_proba, self.temperature if calibrated else 1.0)
+        temperatures = np.full((len(states), 1), self.temperature)
+        for i, state in enumerate(states if self.gate is not None else ()):
+            gated = self._gated(state)
+            if gated is not None:  # the row process() gives: the gate's
+                log_proba[i], temperatures[i] = gated[0][0], gated[1]
+        return self.fitted[2], temper(log_proba, temperatures if calibrated else 1.0)
+
+    def _gated(self, state: ParseState) -> tuple[Any, float] | None:
+        """The sparse gate's (1, classes) log-probabilities for ``state`` and its temperature when its
+        calibrated confidence reaches ``sparse_gate``; None when the full model has to answer (or there is
+        no gate)."""
+        gate = self.gate
+        if gate is None:
+            return None
+        log_proba = gate.scorer().log_proba((_word_doc(state), state.request_text, None, _chinese(state)))
+        sure = temper(log_proba, gate.temperature).max() >= gate.threshold
+        return (log_proba, gate.temperature) if sure else None
 
     def process(self, state: ParseState) -> None:
         if self.fitted is None or not state.normalized_text.strip():
             state.ranking = []
             return
+        gated = self._gated(state)
+        if gated is not None:
+            log_proba, temperature = gated
+            self._rank(state, temper(log_proba, temperature)[0], log_proba)
+            state.encode = None  # the sentence vector is not needed: never computed
+            return
         log_proba = self._log_proba([state])
-        row = temper(log_proba, self.temperature)[0]
+        self._rank(state, temper(log_proba, self.temperature)[0], log_proba)
+
+    def _rank(self, state: ParseState, row: Any, log_proba: Any) -> None:
         order = row.argsort()[::-1]
         state.ranking = [(self.fitted[2][i], float(row[i])) for i in order]
         state.raw_confidence = float(np.exp(log_proba[0, order[0]]))
@@ -170,7 +231,13 @@ class TfidfIntentClassifier:
         # xz: the vocabularies and float16 coefficients take about half of zlib's space (nlu_data 2.5 → 1.4
         # MiB) for ~0.1 s more at load; joblib.load reads either.
         joblib.dump((features, saved, classes), directory / "classifier.joblib", compress=("xz", 6))
-        (directory / CALIBRATION_FILE).write_text(json.dumps({"temperature": self.temperature}) + "\n")
+        calibration: dict[str, float] = {"temperature": self.temperature}
+        if self.gate is not None:
+            gate = copy.copy(self.gate.logreg)
+            gate.coef_ = gate.coef_.astype(np.float16)
+            joblib.dump(gate, directory / GATE_FILE, compress=("xz", 6))
+            calibration["gate_temperature"] = self.gate.temperature
+        (directory / CALIBRATION_FILE).write_text(json.dumps(calibration) + "\n")
 
     @classmethod
     def load(cls, config: dict[str, Any], directory: Path, context: Context) -> TfidfIntentClassifier:
@@ -178,17 +245,28 @@ class TfidfIntentClassifier:
 
         calibration = directory / CALIBRATION_FILE
         # Models saved before calibration have no file: temperature 1 is their raw softmax.
-        temperature = json.loads(calibration.read_text())["temperature"] if calibration.exists() else 1.0
+        temperatures = json.loads(calibration.read_text()) if calibration.exists() else {}
+        temperature = temperatures.get("temperature", 1.0)
         features, estimators, classes = joblib.load(directory / "classifier.joblib")
         for estimator in estimators:  # scikit-learn computes in float64
             if hasattr(estimator, "coef_"):
                 estimator.coef_ = estimator.coef_.astype(np.float64)
-        return cls(config, context, (features, estimators, classes), float(temperature))
+        gate = None
+        if (directory / GATE_FILE).exists() and config["sparse_gate"] is not None:
+            logreg = joblib.load(directory / GATE_FILE)
+            logreg.coef_ = logreg.coef_.astype(np.float64)
+            gate = Gate(
+                logreg,
+                float(temperatures.get("gate_temperature", 1.0)),
+                float(config["sparse_gate"]),
+                features,
+            )
+        return cls(config, context, (features, estimators, classes), float(temperature), gate)
 
 
-def temper(log_proba: Any, temperature: float) -> Any:
+def temper(log_proba: Any, temperature: Any) -> Any:
     """softmax(log p / T): T > 1 softens, T < 1 sharpens; a monotonic map of each row, so the order of the
-    intents never changes."""
+    intents never changes. ``temperature``: one, or an (n, 1) column of one per row."""
     from scipy.special import softmax
 
     return softmax(log_proba / temperature, axis=1)
@@ -222,19 +300,49 @@ def _half_precision(estimators: list[Any]) -> list[Any]:
     return estimators
 
 
-def _out_of_fold(config: dict[str, Any], x: Any, y: Any, train: Any, test: Any, classes: list[str]) -> Any:
-    """Log-probabilities of ``test`` rows from estimators fitted on ``train`` rows, in ``classes`` order."""
-    estimators = _fit_estimators(config, x[train], y[train])
-    proba = np.full((len(test), len(classes)), 1e-300)
+def _logreg(config: dict[str, Any], x: Any, y: Any) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=config["C"], max_iter=config["max_iter"], solver=config["solver"]).fit(x, y)
+
+
+def _fit_gate(config: dict[str, Any], x: Any, y: Any, columns: int) -> Any:
+    """The sparse gate: a logistic regression on the first ``columns`` (the TF-IDF views) of ``x``."""
+    return _logreg(config, x[:, :columns], y)
+
+
+def _log_proba_in(estimators: list[Any], x: Any, classes: list[str]) -> Any:
+    """The estimators' averaged log-probabilities of ``x``'s rows, in ``classes`` order."""
+    proba = np.full((x.shape[0], len(classes)), 1e-300)
     index = [classes.index(str(c)) for c in estimators[0].classes_]
-    proba[:, index] = sum(e.predict_proba(x[test]) for e in estimators) / len(estimators)
+    proba[:, index] = sum(e.predict_proba(x) for e in estimators) / len(estimators)
     return np.log(np.clip(proba, 1e-300, None))
 
 
-def _fit(config: dict[str, Any], x: Any, y: Any) -> tuple[list[Any], float]:
-    """The estimators on all of ``x``, and the temperature minimising the negative log-likelihood of
-    out-of-fold predictions (stratified k-fold, out_of_scope a class like the others). The final fit and the
-    folds' fits run side by side in one batch — the final fit does not wait for the folds, nor they for it.
+def _out_of_fold(
+    config: dict[str, Any], x: Any, y: Any, train: Any, test: Any, classes: list[str], gate: int | None
+) -> tuple[Any, Any]:
+    """Log-probabilities of ``test`` rows from the model, and from the gate when ``gate`` (its columns) is
+    set, both fitted on ``train`` rows."""
+    full = _log_proba_in(_fit_estimators(config, x[train], y[train]), x[test], classes)
+    if gate is None:
+        return full, None
+    sparse = _fit_gate(config, x[train], y[train], gate)
+    return full, _log_proba_in([sparse], x[test][:, :gate], classes)
+
+
+@dataclass
+class _Fit:
+    estimators: list[Any]
+    temperature: float = 1.0
+    gate: Any = None
+    gate_temperature: float = 1.0
+
+
+def _fit(config: dict[str, Any], x: Any, y: Any, gate: int | None = None) -> _Fit:
+    """The estimators on all of ``x`` (and the sparse gate on its first ``gate`` columns), and the
+    temperatures minimising the negative log-likelihood of out-of-fold predictions (stratified k-fold,
+    out_of_scope a class like the others). The final fits and the folds' fits run side by side in one batch.
     The TF-IDF vocabulary is the full data's: an n-gram only a held-out fold has gets no weight in that
     fold's model, so this leaks nothing that matters."""
     from joblib import Parallel, delayed
@@ -249,16 +357,28 @@ def _fit(config: dict[str, Any], x: Any, y: Any) -> tuple[list[Any], float]:
         else:
             splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config["random_state"])
             splits = list(splitter.split(np.zeros(len(y)), y))
-    if not splits:
-        return _fit_estimators(config, x, y), 1.0
     classes = [str(c) for c in np.unique(y)]  # the order LogisticRegression.classes_ has
     jobs = [delayed(_fit_estimators)(config, x, y)]
-    jobs += [delayed(_out_of_fold)(config, x, y, train, test, classes) for train, test in splits]
-    estimators, *parts = Parallel(n_jobs=min(len(jobs), os.cpu_count() or 1))(jobs)
-    log_proba = np.empty((len(y), len(classes)))
+    if gate is not None:
+        jobs.append(delayed(_fit_gate)(config, x, y, gate))
+    jobs += [delayed(_out_of_fold)(config, x, y, train, test, classes, gate) for train, test in splits]
+    done = Parallel(n_jobs=min(len(jobs), os.cpu_count() or 1))(jobs)  # one job: in this process
+    fit = _Fit(done[0], gate=done[1] if gate is not None else None)
+    if splits:
+        parts = done[len(done) - len(splits) :]
+        gold = np.array([classes.index(str(label)) for label in y])
+        fit.temperature = _temperature(_stitched(splits, [full for full, _ in parts]), gold)
+        if gate is not None:
+            fit.gate_temperature = _temperature(_stitched(splits, [sparse for _, sparse in parts]), gold)
+    return fit
+
+
+def _stitched(splits: list[tuple[Any, Any]], parts: list[Any]) -> Any:
+    """The folds' out-of-fold log-probabilities as one matrix in the original row order."""
+    log_proba = np.empty((sum(len(test) for _, test in splits), parts[0].shape[1]))
     for (_, test), part in zip(splits, parts, strict=True):
         log_proba[test] = part
-    return estimators, _temperature(log_proba, np.array([classes.index(str(label)) for label in y]))
+    return log_proba
 
 
 def _temperature(log_proba: Any, gold: Any) -> float:
@@ -355,6 +475,21 @@ class _TwoViewFeatures:
         return hstack(views).tocsr()
 
 
+class Gate:
+    """The sparse gate of ``sparse_gate``: a logistic regression over the TF-IDF views alone, its own
+    temperature, and the calibrated confidence at which it answers without the sentence encoder."""
+
+    def __init__(self, logreg: Any, temperature: float, threshold: float, features: _TwoViewFeatures) -> None:
+        self.logreg, self.temperature, self.threshold = logreg, temperature, threshold
+        self.features = features
+        self._scorer: _OneDocScorer | None = None
+
+    def scorer(self) -> _OneDocScorer:
+        if self._scorer is None:
+            self._scorer = _OneDocScorer(self.features, self.logreg)
+        return self._scorer
+
+
 class _OneDocScorer:
     """The multinomial logistic regression's log-probabilities for one message, computed from the fitted
     vectorizers' vocabularies, idf weights and the coefficient rows of the n-grams the message has, without
@@ -373,7 +508,8 @@ class _OneDocScorer:
             self.views.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, rows))
             start += size
         self.sublinear = (features.word.sublinear_tf, features.char.sublinear_tf)
-        self.dense = np.ascontiguousarray(coef[:, start:].T) if getattr(features, "dense_dim", 0) else None
+        # the dense view's rows; a gate's coefficients stop at the TF-IDF views
+        self.dense = np.ascontiguousarray(coef[:, start:].T) if coef.shape[1] > start else None
         self.intercept = np.asarray(logreg.intercept_, dtype=np.float64)
         self.zh_word_weight = getattr(features, "zh_word_weight", 1.0)
 

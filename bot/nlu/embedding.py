@@ -179,10 +179,14 @@ class EmbeddingFeaturizer:
             state.embedding = vector * self.config["weight"]
 
     def process(self, state: ParseState) -> None:
+        """Leaves the encoding to the first reader of ``state.sentence_vector()`` (the classifier), which a
+        sparse gate confident on its own never is."""
         if state.embedding is not None or not state.normalized_text.strip():
             return
-        vector = np.asarray(encode_one(self.encoder, self._text(state)), dtype=np.float32)
-        state.embedding = vector * self.config["weight"]
+        state.encode = functools.partial(self._vector, self._text(state))
+
+    def _vector(self, text: str) -> np.ndarray:
+        return np.asarray(encode_one(self.encoder, text), dtype=np.float32) * self.config["weight"]
 
     def persist(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -199,3 +203,8 @@ class EmbeddingFeaturizer:
                 "installed; retrain with `triage train`"
             )
         return cls(config, context)
+
+    def warm_up(self) -> None:
+        """The encoder reads its weights on first use; with the sparse gate that is the first message the
+        gate passes on, which should not wait ~1.5 s for them (NLUPipeline.warm_up)."""
+        self.encoder.encode(["warm up"])

@@ -45,7 +45,8 @@ class Scored:
 def score_examples(
     pipeline: NLUPipeline, examples: Sequence[Example], progress: Progress | None = None
 ) -> list[Scored]:
-    """Run each example alone through the full pipeline, as a live message would be."""
+    """Run each example alone through the full pipeline, as a live message would be (warm, as a server's)."""
+    pipeline.warm_up()
     scored = []
     today = pipeline.today()
     for i, ex in enumerate(examples):

@@ -100,7 +100,16 @@ class NLUPipeline:
             registry.load(name, params, directory / f"{i:02d}_{name}", context)
             for i, (name, params) in enumerate(config.steps)
         ]
-        return cls(config, components, meta, timezone)
+        pipeline = cls(config, components, meta, timezone)
+        pipeline.warm_up()
+        return pipeline
+
+    def warm_up(self) -> None:
+        """Read now what components read lazily on first use (the encoder's weights, ~1.5 s), so the first
+        message that needs it does not wait: a loaded or freshly trained model is ready to serve."""
+        for component in self.components:
+            if (warm_up := getattr(component, "warm_up", None)) is not None:
+                warm_up()
 
     @classmethod
     def load_or_train(
@@ -120,6 +129,7 @@ class NLUPipeline:
         pipeline = cls.train(load_training_data(data_dir), config, context, progress, current)
         pipeline.timezone = timezone
         pipeline.save(model_dir)
+        pipeline.warm_up()
         return pipeline, True
 
     # ------------------------------------------------------------------ parsing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,9 @@ class ParseState:
     tokens: list[Token] = field(default_factory=list)
     focus: int = 0  # where in the normalised text the request starts (bot/nlu/focus.py); 0: all of it
     embedding: Any = None  # the sentence vector (numpy) when the pipeline has an embedding featurizer
+    # At parse time the featurizer leaves the encoder's call here instead of running it: the classifier's
+    # sparse gate may answer without the vector (sentence_vector() runs it when it is needed).
+    encode: Callable[[], Any] | None = None
     ranking: list[tuple[str, float]] = field(default_factory=list)
     raw_confidence: float = 0.0  # the top intent's confidence before calibration (reliability diagrams)
     intent: str = FALLBACK_INTENT
@@ -34,6 +38,12 @@ class ParseState:
     sentiment: dict[str, Any] = field(
         default_factory=lambda: {"label": "neutral", "score": 0.0, "reasons": []}
     )
+
+    def sentence_vector(self) -> Any:
+        """The sentence vector, encoded on first use; None without an embedding featurizer."""
+        if self.embedding is None and self.encode is not None:
+            self.embedding, self.encode = self.encode(), None
+        return self.embedding
 
     @property
     def normalized_text(self) -> str:

@@ -142,8 +142,8 @@ def test_the_rasa_yaml_loader_loads_or_names_file_and_line(
     except TriageError as exc:
         assert "nlu.yml" in str(exc)
         return
-    for example in data.examples:
-        assert example.text and example.intent
+    for ex in data.examples:
+        assert ex.text and ex.intent
 
 
 def test_a_billion_laughs_yaml_finishes_quickly(tmp_path: Path) -> None:
