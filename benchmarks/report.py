@@ -21,11 +21,12 @@ def _pct(x: float) -> str:
 
 def _parsed(cost: dict) -> str:
     """What the cost benchmark's parse latency was measured on, and how often the encoder ran."""
-    if "encoder_ran" not in cost:
+    ran = cost.get("encoder_ran")
+    if ran is None:
         return "training messages"
-    return (
-        f"held-out messages; the encoder ran for {cost['encoder_ran']:.0%}, the sparse gate answered the rest"
-    )
+    if ran in (0, 1):
+        return "held-out messages"
+    return f"held-out messages; the encoder ran for {ran:.0%}, the sparse gate answered the rest"
 
 
 def _machine(result: dict[str, Any]) -> str:
