@@ -127,6 +127,11 @@ class TfidfIntentClassifier:
     def _docs(states: list[ParseState]) -> list[Doc]:
         return [(_word_doc(s), s.request_text, s.sentence_vector(), _chinese(s)) for s in states]
 
+    @staticmethod
+    def _sparse_doc(state: ParseState) -> Doc:
+        """``state``'s document without its sentence vector: what the gate reads, encoding nothing."""
+        return (_word_doc(state), state.request_text, None, _chinese(state))
+
     def train(self, data: TrainingData, states: list[ParseState]) -> None:
         labels = [ex.intent for ex in data.examples]
         keep_oos = self.config["out_of_scope_class"]
@@ -184,34 +189,33 @@ class TfidfIntentClassifier:
         false)."""
         log_proba = self._log_proba(states)
         temperatures = np.full((len(states), 1), self.temperature)
-        for i, state in enumerate(states if self.gate is not None else ()):
-            gated = self._gated(state)
-            if gated is not None:  # the row process() gives: the gate's
-                log_proba[i], temperatures[i] = gated[0][0], gated[1]
+        if (gate := self.gate) is not None:
+            for i, state in enumerate(states):
+                doc = self._sparse_doc(state)
+                gated = gate.answer(doc, gate.scorer().tfidf(doc))
+                if gated is not None:  # the row process() gives: the gate's
+                    log_proba[i], temperatures[i] = gated[0], gate.temperature
         return self.fitted[2], temper(log_proba, temperatures if calibrated else 1.0)
-
-    def _gated(self, state: ParseState) -> tuple[Any, float] | None:
-        """The sparse gate's (1, classes) log-probabilities for ``state`` and its temperature when its
-        calibrated confidence reaches ``sparse_gate``; None when the full model has to answer (or there is
-        no gate)."""
-        gate = self.gate
-        if gate is None:
-            return None
-        log_proba = gate.scorer().log_proba((_word_doc(state), state.request_text, None, _chinese(state)))
-        sure = temper(log_proba, gate.temperature).max() >= gate.threshold
-        return (log_proba, gate.temperature) if sure else None
 
     def process(self, state: ParseState) -> None:
         if self.fitted is None or not state.normalized_text.strip():
             state.ranking = []
             return
-        gated = self._gated(state)
+        gate = self.gate
+        if gate is None:
+            log_proba = self._log_proba([state])
+            self._rank(state, temper(log_proba, self.temperature)[0], log_proba)
+            return
+        # A gate is trained only beside a single multinomial logistic regression, so the full model's
+        # one-message scorer applies too, on the same TF-IDF
+        doc = self._sparse_doc(state)
+        tfidf = gate.scorer().tfidf(doc)
+        gated = gate.answer(doc, tfidf)
         if gated is not None:
-            log_proba, temperature = gated
-            self._rank(state, temper(log_proba, temperature)[0], log_proba)
+            self._rank(state, temper(gated, gate.temperature)[0], gated)
             state.encode = None  # the sentence vector is not needed: never computed
             return
-        log_proba = self._log_proba([state])
+        log_proba = self._scorer().log_proba((doc[0], doc[1], state.sentence_vector(), doc[3]), tfidf)
         self._rank(state, temper(log_proba, self.temperature)[0], log_proba)
 
     def _rank(self, state: ParseState, row: Any, log_proba: Any) -> None:
@@ -224,18 +228,13 @@ class TfidfIntentClassifier:
 
         directory.mkdir(parents=True, exist_ok=True)
         features, estimators, classes = self.fitted
-        saved = [copy.copy(e) for e in estimators]
-        for estimator in saved:  # float16 on disk: exactly the trained values (_half_precision)
-            if hasattr(estimator, "coef_"):
-                estimator.coef_ = estimator.coef_.astype(np.float16)
+        saved = [_coef_as(e, np.float16) for e in estimators]  # exactly the trained values (_half_precision)
         # xz: the vocabularies and float16 coefficients take about half of zlib's space (nlu_data 2.5 → 1.4
         # MiB) for ~0.1 s more at load; joblib.load reads either.
         joblib.dump((features, saved, classes), directory / "classifier.joblib", compress=("xz", 6))
         calibration: dict[str, float] = {"temperature": self.temperature}
         if self.gate is not None:
-            gate = copy.copy(self.gate.logreg)
-            gate.coef_ = gate.coef_.astype(np.float16)
-            joblib.dump(gate, directory / GATE_FILE, compress=("xz", 6))
+            joblib.dump(_coef_as(self.gate.logreg, np.float16), directory / GATE_FILE, compress=("xz", 6))
             calibration["gate_temperature"] = self.gate.temperature
         (directory / CALIBRATION_FILE).write_text(json.dumps(calibration) + "\n")
 
@@ -247,16 +246,12 @@ class TfidfIntentClassifier:
         # Models saved before calibration have no file: temperature 1 is their raw softmax.
         temperatures = json.loads(calibration.read_text()) if calibration.exists() else {}
         temperature = temperatures.get("temperature", 1.0)
-        features, estimators, classes = joblib.load(directory / "classifier.joblib")
-        for estimator in estimators:  # scikit-learn computes in float64
-            if hasattr(estimator, "coef_"):
-                estimator.coef_ = estimator.coef_.astype(np.float64)
+        features, saved, classes = joblib.load(directory / "classifier.joblib")
+        estimators = [_coef_as(e, np.float64) for e in saved]  # scikit-learn computes in float64
         gate = None
         if (directory / GATE_FILE).exists() and config["sparse_gate"] is not None:
-            logreg = joblib.load(directory / GATE_FILE)
-            logreg.coef_ = logreg.coef_.astype(np.float64)
             gate = Gate(
-                logreg,
+                _coef_as(joblib.load(directory / GATE_FILE), np.float64),
                 float(temperatures.get("gate_temperature", 1.0)),
                 float(config["sparse_gate"]),
                 features,
@@ -273,13 +268,11 @@ def temper(log_proba: Any, temperature: Any) -> Any:
 
 
 def _fit_estimators(config: dict[str, Any], x: Any, y: Any) -> list[Any]:
-    from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
     estimators: list[Any] = []
     if config["model"] in ("logreg", "ensemble"):
-        logreg = LogisticRegression(C=config["C"], max_iter=config["max_iter"], solver=config["solver"])
-        estimators.append(logreg.fit(x, y))
+        estimators.append(_logreg(config, x, y))
     if config["model"] in ("mlp", "ensemble"):
         mlp = MLPClassifier(
             hidden_layer_sizes=(config["mlp_hidden"],),
@@ -288,6 +281,15 @@ def _fit_estimators(config: dict[str, Any], x: Any, y: Any) -> list[Any]:
         )
         estimators.append(mlp.fit(x, y))
     return estimators
+
+
+def _coef_as(estimator: Any, dtype: Any) -> Any:
+    """A shallow copy of ``estimator`` with its coefficients (if it has any) in ``dtype``."""
+    if not hasattr(estimator, "coef_"):
+        return estimator
+    converted = copy.copy(estimator)
+    converted.coef_ = estimator.coef_.astype(dtype)
+    return converted
 
 
 def _half_precision(estimators: list[Any]) -> list[Any]:
@@ -489,6 +491,12 @@ class Gate:
             self._scorer = _OneDocScorer(self.features, self.logreg)
         return self._scorer
 
+    def answer(self, doc: Doc, tfidf: list[tuple[Any, Any]]) -> Any:
+        """The gate's (1, classes) log-probabilities for ``doc`` when its calibrated confidence reaches the
+        threshold; None when the full model has to answer."""
+        log_proba = self.scorer().log_proba(doc, tfidf)
+        return log_proba if temper(log_proba, self.temperature).max() >= self.threshold else None
+
 
 class _OneDocScorer:
     """The multinomial logistic regression's log-probabilities for one message, computed from the fitted
@@ -529,18 +537,31 @@ class _OneDocScorer:
         weights = tf * idf[columns]
         return columns, weights / np.sqrt(weights @ weights)
 
-    def log_proba(self, doc: Doc) -> Any:
-        from scipy.special import log_softmax
-
-        word_text, char_text, vector, chinese = doc
-        scores = self.intercept.copy()
+    def tfidf(self, doc: Doc) -> list[tuple[Any, Any]]:
+        """The message's (columns, weights) in each TF-IDF view, the word view's weighted for Chinese;
+        (None, None) for a view it has no known n-gram of. The same for every model of these features (the
+        classifier's and its gate's), so a message falling through the gate is vectorised once."""
+        word_text, char_text, _, chinese = doc
         texts, scales = (word_text, char_text), (self.zh_word_weight if chinese else 1.0, 1.0)
-        for (analyzer, vocabulary, idf, rows), text, scale, sublinear in zip(
+        found = []
+        for (analyzer, vocabulary, idf, _), text, scale, sublinear in zip(
             self.views, texts, scales, self.sublinear, strict=True
         ):
             columns, weights = self._tfidf(analyzer, vocabulary, idf, text, sublinear)
+            found.append((columns, None if columns is None else weights * scale))
+        return found
+
+    def log_proba(self, doc: Doc, tfidf: list[tuple[Any, Any]] | None = None) -> Any:
+        """``doc``'s log-probabilities; ``tfidf``: its :meth:`tfidf`, when already computed."""
+        from scipy.special import log_softmax
+
+        vector = doc[2]
+        scores = self.intercept.copy()
+        for (_, _, _, rows), (columns, weights) in zip(
+            self.views, self.tfidf(doc) if tfidf is None else tfidf, strict=True
+        ):
             if columns is not None:
-                scores += (weights * scale) @ rows[columns]
+                scores += weights @ rows[columns]
         if self.dense is not None and vector is not None:
             scores += np.asarray(vector, dtype=np.float64) @ self.dense
         return log_softmax(scores[np.newaxis, :], axis=1)

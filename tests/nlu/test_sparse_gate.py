@@ -35,11 +35,11 @@ SMALL = [
     ("報銷單匯出", "export"),
 ]
 CONFIDENT = "发票查验失败"  # a training message: the sparse model alone is sure of it
-UNSURE = "hello there"  # no n-gram of either intent's: an even split
+UNSURE = "hello there"  # hardly an n-gram of any intent's: no model is sure of it
 
 
 def _train(gate: float | None, embedding: bool = True, calibration: str = "none") -> NLUPipeline:
-    """Ten messages calibrate degenerately (every fold separable: T hits its lower bound and sharpens every
+    """Fifteen messages calibrate degenerately (every fold separable: T hits its lower bound and sharpens every
     confidence to 1), so the behaviour is tested on raw confidences and calibration on its own."""
     steps: list[dict[str, Any]] = [{"name": "normalizer"}, {"name": "tokenizer"}]
     if embedding:
