@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -76,6 +76,10 @@ class TfidfIntentClassifier:
         # answers a message when its calibrated confidence is at least this, and the encoder never runs for
         # it (most messages: docs/nlu.md, "The sparse gate"); below it, the full model answers. null: off.
         "sparse_gate": None,
+        # ...but only for a message whose character n-grams the vectorizer mostly knows: below this share
+        # (babble, wording unlike any training example) the gate's sharp confidence means little and the
+        # full model answers. 0: no floor.
+        "gate_coverage": 0.5,
     }
 
     def __init__(
@@ -111,6 +115,12 @@ class TfidfIntentClassifier:
         ):
             raise ConfigError(
                 f"tfidf_classifier sparse_gate must be a confidence in (0, 1], or null, got {sparse_gate!r}"
+            )
+        coverage = config["gate_coverage"]
+        if isinstance(coverage, bool) or not isinstance(coverage, int | float) or not 0 <= coverage <= 1:
+            raise ConfigError(
+                f"tfidf_classifier gate_coverage must be a share in [0, 1] of the message's character n-grams, "
+                f"got {coverage!r}"
             )
         for key in ("word_min_df", "char_min_df"):
             if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1:
@@ -163,7 +173,7 @@ class TfidfIntentClassifier:
         self.gate = None
         if fit.gate is not None:
             _half_precision([fit.gate])
-            self.gate = Gate(fit.gate, fit.gate_temperature, float(self.config["sparse_gate"]), features)
+            self.gate = Gate(fit.gate, fit.gate_temperature, _gate_settings(self.config), features)
 
     def _log_proba(self, states: list[ParseState]) -> Any:
         """Uncalibrated log-probabilities, (n, classes)."""
@@ -253,10 +263,15 @@ class TfidfIntentClassifier:
             gate = Gate(
                 _coef_as(joblib.load(directory / GATE_FILE), np.float64),
                 float(temperatures.get("gate_temperature", 1.0)),
-                float(config["sparse_gate"]),
+                _gate_settings(config),
                 features,
             )
         return cls(config, context, (features, estimators, classes), float(temperature), gate)
+
+
+def _gate_settings(config: dict[str, Any]) -> tuple[float, float]:
+    """The gate's (confidence threshold, n-gram coverage floor) from the classifier's config."""
+    return float(config["sparse_gate"]), float(config["gate_coverage"])
 
 
 def temper(log_proba: Any, temperature: Any) -> Any:
@@ -479,10 +494,14 @@ class _TwoViewFeatures:
 
 class Gate:
     """The sparse gate of ``sparse_gate``: a logistic regression over the TF-IDF views alone, its own
-    temperature, and the calibrated confidence at which it answers without the sentence encoder."""
+    temperature, and when it answers without the sentence encoder: a calibrated confidence of at least
+    ``threshold`` for a message at least ``coverage`` of whose character n-grams the vectorizer knows."""
 
-    def __init__(self, logreg: Any, temperature: float, threshold: float, features: _TwoViewFeatures) -> None:
-        self.logreg, self.temperature, self.threshold = logreg, temperature, threshold
+    def __init__(
+        self, logreg: Any, temperature: float, settings: tuple[float, float], features: _TwoViewFeatures
+    ) -> None:
+        self.logreg, self.temperature = logreg, temperature
+        self.threshold, self.coverage = settings
         self.features = features
         self._scorer: _OneDocScorer | None = None
 
@@ -491,11 +510,21 @@ class Gate:
             self._scorer = _OneDocScorer(self.features, self.logreg)
         return self._scorer
 
-    def answer(self, doc: Doc, tfidf: list[tuple[Any, Any]]) -> Any:
-        """The gate's (1, classes) log-probabilities for ``doc`` when its calibrated confidence reaches the
-        threshold; None when the full model has to answer."""
+    def answer(self, doc: Doc, tfidf: Vectorised) -> Any:
+        """The gate's (1, classes) log-probabilities for ``doc`` when the vectorizer knows enough of it and
+        the gate's calibrated confidence reaches the threshold; None when the full model has to answer."""
+        if tfidf.coverage < self.coverage:
+            return None
         log_proba = self.scorer().log_proba(doc, tfidf)
         return log_proba if temper(log_proba, self.temperature).max() >= self.threshold else None
+
+
+class Vectorised(NamedTuple):
+    """One message in the TF-IDF views: (columns, weights) per view — (None, None) where it has no known
+    n-gram — and the share of its character n-grams the char view's vocabulary holds."""
+
+    views: list[tuple[Any, Any]]
+    coverage: float
 
 
 class _OneDocScorer:
@@ -523,42 +552,45 @@ class _OneDocScorer:
 
     @staticmethod
     def _tfidf(analyzer: Any, vocabulary: dict[str, int], idf: Any, text: str, sublinear: bool) -> Any:
+        """(columns, weights, share of the text's n-grams in ``vocabulary``)."""
         counts: dict[int, int] = {}
-        for gram in analyzer(text):
+        grams = analyzer(text)
+        for gram in grams:
             column = vocabulary.get(gram)
             if column is not None:
                 counts[column] = counts.get(column, 0) + 1
         if not counts:
-            return None, None
+            return None, None, 0.0
         columns = np.fromiter(counts, dtype=np.intp, count=len(counts))
         tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
         if sublinear:
             tf = np.log(tf) + 1.0
         weights = tf * idf[columns]
-        return columns, weights / np.sqrt(weights @ weights)
+        return columns, weights / np.sqrt(weights @ weights), sum(counts.values()) / len(grams)
 
-    def tfidf(self, doc: Doc) -> list[tuple[Any, Any]]:
-        """The message's (columns, weights) in each TF-IDF view, the word view's weighted for Chinese;
-        (None, None) for a view it has no known n-gram of. The same for every model of these features (the
-        classifier's and its gate's), so a message falling through the gate is vectorised once."""
+    def tfidf(self, doc: Doc) -> Vectorised:
+        """The message in the TF-IDF views, the word view's weights scaled for Chinese. The same for every
+        model of these features (the classifier's and its gate's), so a message falling through the gate
+        is vectorised once."""
         word_text, char_text, _, chinese = doc
         texts, scales = (word_text, char_text), (self.zh_word_weight if chinese else 1.0, 1.0)
-        found = []
+        found, coverages = [], []
         for (analyzer, vocabulary, idf, _), text, scale, sublinear in zip(
             self.views, texts, scales, self.sublinear, strict=True
         ):
-            columns, weights = self._tfidf(analyzer, vocabulary, idf, text, sublinear)
+            columns, weights, coverage = self._tfidf(analyzer, vocabulary, idf, text, sublinear)
             found.append((columns, None if columns is None else weights * scale))
-        return found
+            coverages.append(coverage)
+        return Vectorised(found, coverages[1])  # views: (word, char)
 
-    def log_proba(self, doc: Doc, tfidf: list[tuple[Any, Any]] | None = None) -> Any:
+    def log_proba(self, doc: Doc, tfidf: Vectorised | None = None) -> Any:
         """``doc``'s log-probabilities; ``tfidf``: its :meth:`tfidf`, when already computed."""
         from scipy.special import log_softmax
 
         vector = doc[2]
         scores = self.intercept.copy()
         for (_, _, _, rows), (columns, weights) in zip(
-            self.views, self.tfidf(doc) if tfidf is None else tfidf, strict=True
+            self.views, (self.tfidf(doc) if tfidf is None else tfidf).views, strict=True
         ):
             if columns is not None:
                 scores += weights @ rows[columns]

@@ -36,15 +36,25 @@ SMALL = [
 ]
 CONFIDENT = "发票查验失败"  # a training message: the sparse model alone is sure of it
 UNSURE = "hello there"  # hardly an n-gram of any intent's: no model is sure of it
+# CONFIDENT's n-grams in a message most of whose characters no training example has: TF-IDF drops the unknown
+# n-grams, so the gate sees nearly CONFIDENT and is as sure, on a third of the message
+MOSTLY_UNKNOWN = "发票查验失败咕噜咕噜啊吧啊吧嗯嗯嗯"
 
 
-def _train(gate: float | None, embedding: bool = True, calibration: str = "none") -> NLUPipeline:
+def _train(
+    gate: float | None, embedding: bool = True, calibration: str = "none", coverage: float = 0.5
+) -> NLUPipeline:
     """Fifteen messages calibrate degenerately (every fold separable: T hits its lower bound and sharpens every
     confidence to 1), so the behaviour is tested on raw confidences and calibration on its own."""
     steps: list[dict[str, Any]] = [{"name": "normalizer"}, {"name": "tokenizer"}]
     if embedding:
         steps.append({"name": "embedding"})
-    classifier = {"name": "tfidf_classifier", "sparse_gate": gate, "calibration": calibration}
+    classifier = {
+        "name": "tfidf_classifier",
+        "sparse_gate": gate,
+        "calibration": calibration,
+        "gate_coverage": coverage,
+    }
     steps += [classifier, {"name": "fallback"}]
     data = TrainingData([Example(t, i) for t, i in SMALL])
     return NLUPipeline.train(data, PipelineConfig.from_dict({"pipeline": steps}), Context(DATA_DIR))
@@ -66,6 +76,31 @@ def test_an_unsure_message_goes_through_the_encoder_and_the_full_model(gated: NL
     assert state.embedding is not None and state.embedding.shape == (512,)
     ungated = _train(None).process(UNSURE, TODAY)
     assert state.ranking == ungated.ranking
+
+
+def test_the_share_of_known_character_n_grams(gated: NLUPipeline) -> None:
+    classifier = gated.classifier()
+    scorer = classifier.gate.scorer()
+    coverage = {
+        text: scorer.tfidf(classifier._sparse_doc(gated.process(text, TODAY))).coverage
+        for text in (CONFIDENT, MOSTLY_UNKNOWN, "咕噜咕噜")
+    }
+    assert coverage[CONFIDENT] == 1.0  # a training message
+    assert 0 < coverage[MOSTLY_UNKNOWN] < 0.5
+    assert coverage["咕噜咕噜"] < 0.2  # only its word boundaries, padded
+
+
+def test_a_message_the_vectorizer_mostly_does_not_know_goes_to_the_full_model(gated: NLUPipeline) -> None:
+    """The defect: babble with a known word in it ("啊吧啊吧嗯嗯咕噜" on nlu_data) got the gate's sharp
+    confidence from the few n-grams it knew, and became a dialogue act instead of a fallback."""
+    without_floor = _train(0.7, coverage=0).process(MOSTLY_UNKNOWN, TODAY)
+    assert without_floor.ranking[0] == ("invoice", pytest.approx(without_floor.ranking[0][1]))
+    assert without_floor.ranking[0][1] >= 0.7 and without_floor.embedding is None  # the gate answered
+    state = gated.process(MOSTLY_UNKNOWN, TODAY)
+    assert state.embedding is not None  # coverage under 0.5: the encoder ran
+    assert state.ranking == _train(None).process(MOSTLY_UNKNOWN, TODAY).ranking
+    # a message it knows is still the gate's
+    assert gated.process(CONFIDENT, TODAY).embedding is None
 
 
 def test_a_gate_no_message_reaches_is_the_full_model() -> None:
@@ -114,6 +149,16 @@ def test_without_an_encoder_there_is_nothing_to_gate() -> None:
         [c for _, c in sparse.process(CONFIDENT, TODAY).ranking],
         [c for _, c in _train(None, embedding=False).process(CONFIDENT, TODAY).ranking],
     )
+
+
+@pytest.mark.parametrize("coverage", [1.5, -0.1, False, "0.5", None])
+def test_bad_gate_coverage(coverage: Any) -> None:
+    with pytest.raises(ConfigError, match="gate_coverage must be a share in"):
+        registry.create(
+            "tfidf_classifier",
+            registry.resolve_config("tfidf_classifier", {"sparse_gate": 0.9, "gate_coverage": coverage}),
+            Context(DATA_DIR),
+        )
 
 
 @pytest.mark.parametrize("gate", [0, 1.5, -0.2, True, "0.9", [0.9]])
