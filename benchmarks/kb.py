@@ -150,6 +150,8 @@ if __name__ == "__main__":
         kb_eval()
     elif command == "scale":
         scale()
-    else:
+    elif command == "all":
         kb_eval()
         scale()
+    else:
+        sys.exit(f"unknown command {command!r}\nusage: python -m benchmarks.kb [eval | scale | all]")

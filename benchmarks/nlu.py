@@ -291,8 +291,20 @@ BENCHES = {
     "e5-cost": lambda: e5(("cost",)),
 }
 
+USAGE = f"usage: python -m benchmarks.nlu [{' '.join(BENCHES)}]  (none: all but the e5 ones)"
+
+
+def _names(argv: list[str]) -> list[str]:
+    """The benchmarks ``argv`` names, every one of them checked before any runs (a misspelt name or
+    ``--help`` must not start an hour of training first)."""
+    unknown = [name for name in argv if name not in BENCHES]
+    if unknown:
+        raise SystemExit(f"unknown benchmark {unknown[0]!r}\n{USAGE}")
+    return argv or [name for name in BENCHES if not name.startswith("e5")]
+
+
 if __name__ == "__main__":
-    names = sys.argv[1:] or [name for name in BENCHES if not name.startswith("e5")]
+    names = _names(sys.argv[1:])
     skipped = []
     for name in names:
         print(f"nlu benchmark: {name}", file=sys.stderr, flush=True)

@@ -398,8 +398,8 @@ def env_size_mib(path: Path) -> float | None:
 
 
 # ------------------------------------------------------------------ the run
-def _previous(keep: bool) -> dict[str, Any]:
-    path = RESULTS / f"{NAME}.json"
+def _previous(keep: bool, results_name: str) -> dict[str, Any]:
+    path = RESULTS / f"{results_name}.json"
     if not keep or not path.exists():
         return {"results": {}, "not_run": [], "datasets": {}}
     return json.loads(path.read_text(encoding="utf-8"))
@@ -419,6 +419,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip", action="append", default=[], help="SYSTEM:DATASET not to run")
     parser.add_argument("--why", default="", help="recorded with every --skip and deselected pair")
     parser.add_argument("--keep", action="store_true", help="add to the previous rasa_compare.json")
+    parser.add_argument(
+        "--name",
+        default=NAME,
+        help="results file: benchmarks/results/NAME.json and .png (another name keeps a partial run, such as "
+        "native systems re-measured on another machine, apart from the recorded one-run comparison)",
+    )
     args = parser.parse_args(argv)
     datasets, systems = args.datasets.split(","), args.systems.split(",")
     for name in systems:
@@ -430,7 +436,10 @@ def main(argv: list[str] | None = None) -> None:
     skip = {tuple(s.split(":", 1)) for s in args.skip}
     why = f" ({args.why})" if args.why else ""
 
-    result = _previous(args.keep)
+    results_name = args.name
+    if not results_name.replace("_", "").isalnum():
+        parser.error(f"--name {results_name!r}: letters, digits and underscores only")
+    result = _previous(args.keep, results_name)
     for key in ("benchmark", "measured_at", "machine"):
         result.pop(key, None)
     runs = result.setdefault("runs", [])
@@ -472,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
                 result["datasets"][dataset] = {"skipped": ds}
                 for system in systems:
                     _not_run(result, system, dataset, ds)
-                write_result(NAME, result)
+                write_result(results_name, result)
                 continue
             info = {  # recorded with a result: nlu_data may change between --keep runs
                 "protocol": ds.protocol,
@@ -504,7 +513,7 @@ def main(argv: list[str] | None = None) -> None:
                         run = run_rasa(ds, system.removeprefix("rasa-"), args.epochs, folder, _progress)
                 except Exception as exc:  # one failing system must not cost the others' figures
                     _not_run(result, system, dataset, f"failed: {type(exc).__name__}: {str(exc)[-300:]}")
-                    write_result(NAME, result)
+                    write_result(results_name, result)
                     continue
                 entry = summarise(ds, run, time.perf_counter() - started)
                 if system == "rasa-diet":
@@ -514,12 +523,12 @@ def main(argv: list[str] | None = None) -> None:
                 result["not_run"] = [
                     e for e in result["not_run"] if (e["system"], e["dataset"]) != (system, dataset)
                 ]
-                write_result(NAME, result)
+                write_result(results_name, result)
                 shutil.rmtree(folder, ignore_errors=True)
-            write_result(NAME, result)  # the skipped ones too
+            write_result(results_name, result)  # the skipped ones too
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    plot(result, RESULTS / f"{NAME}.png")
+    plot(result, RESULTS / f"{results_name}.png")
 
 
 # ------------------------------------------------------------------ the plot
