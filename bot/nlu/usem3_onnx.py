@@ -75,7 +75,7 @@ def _graph(backend: Any) -> Any:
         return node("LayerNormalization", [x, scale, bias], name, axis=-1, epsilon=backend.eps)
 
     def dense(x: str, weight: Any, name: str, bias: Any = None) -> str:
-        # MatMul's name is what the quantizer keeps (and what nodes_to_exclude names)
+        # the MatMul gets a name of its own: the quantizer replaces it with its integer version
         y = node("MatMul", [x, const(f"{name}_w", weight)], f"{name}_mm")
         return y if bias is None else node("Add", [y, const(f"{name}_bias", bias)], name)
 
