@@ -198,12 +198,11 @@ class Usem3Int8:
         # A batch (a training's texts) is spread over the machine's cores: ONNX Runtime lets go of the GIL
         # while it runs, and each text is still a run of its own, with the vector it has alone.
         workers = min(os.cpu_count() or 1, len(texts) // TEXTS_PER_WORKER)
-        if workers < 2:
-            for i, text in enumerate(texts):
-                out[i] = self._one(text)
-            return out
-        with ThreadPoolExecutor(workers, thread_name_prefix="usem3-int8") as pool:
-            for i, vector in enumerate(pool.map(self._one, texts, chunksize=1)):
+        with contextlib.ExitStack() as stack:
+            mapper: Any = map
+            if workers > 1:
+                mapper = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="usem3-int8")).map
+            for i, vector in enumerate(mapper(self._one, texts)):
                 out[i] = vector
         return out
 

@@ -166,31 +166,26 @@ def test_the_gate_has_a_solver_of_its_own() -> None:
     assert _train(0.7).classifier().gate.logreg.solver == "lbfgs"
 
 
+def _create(settings: dict[str, Any]) -> Any:
+    """A tfidf_classifier of ``settings`` over the defaults (its constructor checks them)."""
+    return registry.create(
+        "tfidf_classifier", registry.resolve_config("tfidf_classifier", settings), Context(DATA_DIR)
+    )
+
+
 @pytest.mark.parametrize("solver", ["saga", "", 1, True])
 def test_bad_gate_solver(solver: Any) -> None:
     with pytest.raises(ConfigError, match="gate_solver must be one of"):
-        registry.create(
-            "tfidf_classifier",
-            registry.resolve_config("tfidf_classifier", {"sparse_gate": 0.9, "gate_solver": solver}),
-            Context(DATA_DIR),
-        )
+        _create({"sparse_gate": 0.9, "gate_solver": solver})
 
 
 @pytest.mark.parametrize("coverage", [1.5, -0.1, False, "0.5", None])
 def test_bad_gate_coverage(coverage: Any) -> None:
     with pytest.raises(ConfigError, match="gate_coverage must be a share in"):
-        registry.create(
-            "tfidf_classifier",
-            registry.resolve_config("tfidf_classifier", {"sparse_gate": 0.9, "gate_coverage": coverage}),
-            Context(DATA_DIR),
-        )
+        _create({"sparse_gate": 0.9, "gate_coverage": coverage})
 
 
 @pytest.mark.parametrize("gate", [0, 1.5, -0.2, True, "0.9", [0.9]])
 def test_bad_sparse_gate(gate: Any) -> None:
     with pytest.raises(ConfigError, match="sparse_gate must be a confidence in"):
-        registry.create(
-            "tfidf_classifier",
-            registry.resolve_config("tfidf_classifier", {"sparse_gate": gate}),
-            Context(DATA_DIR),
-        )
+        _create({"sparse_gate": gate})
