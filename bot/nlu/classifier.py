@@ -45,9 +45,11 @@ class TfidfIntentClassifier:
     trainable: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
         "word_ngrams": [1, 2],
-        # An n-gram seen in fewer training messages than this is not a feature. Each feature costs a
-        # coefficient per intent, and L-BFGS's time grows with their number: on CLINC150 (150 intents)
-        # word_min_df 2 halves the features and the training time at the same accuracy (docs/nlu.md).
+        # An n-gram seen in fewer training messages than this (an integer), or in a smaller share of them (a
+        # fraction < 1: scales with the data, so small data keeps every n-gram), is not a feature. Each
+        # feature costs a coefficient per intent and the solvers' time grows with their number: on CLINC150
+        # (150 intents) word_min_df 2 halves the features and the training time at the same accuracy
+        # (docs/nlu.md, "Training cost").
         "word_min_df": 1,
         "char_ngrams": [1, 4],
         "char_min_df": 1,
@@ -58,9 +60,10 @@ class TfidfIntentClassifier:
         "model": "logreg",
         "C": 20.0,
         "max_iter": 3000,
-        # scikit-learn's LogisticRegression solver. newton-cg fits nlu_data in half lbfgs's time (lbfgs spends
-        # most of it in its bookkeeping over intents × features coefficients) but to a slightly different
-        # model whose confidences moved decisions the dialogue's thresholds were set on (docs/nlu.md).
+        # scikit-learn's LogisticRegression solver. newton-cg fits nlu_data in a fraction of lbfgs's time
+        # (lbfgs spends most of it in its bookkeeping over intents × features coefficients) and is what
+        # nlu_data/config.yml sets; lbfgs stays the default for data like CLINC150's 15,000 messages × 150
+        # intents, where newton-cg is the slower (docs/nlu.md, "Training cost").
         "solver": "lbfgs",
         "mlp_hidden": 512,
         "mlp_epochs": 30,
@@ -131,9 +134,16 @@ class TfidfIntentClassifier:
                 f"got {coverage!r}"
             )
         for key in ("word_min_df", "char_min_df"):
-            if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1:
+            value = config[key]
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or (isinstance(value, int) and value < 1)
+                or (isinstance(value, float) and not 0 < value < 1)
+            ):
                 raise ConfigError(
-                    f"tfidf_classifier {key} must be an integer ≥ 1 (training messages), got {config[key]!r}"
+                    f"tfidf_classifier {key} must be an integer ≥ 1 (training messages) or a share of them in "
+                    f"(0, 1), got {value!r}"
                 )
         self.config = config
         self.fitted = fitted  # (features, [estimators], classes)
@@ -421,6 +431,21 @@ def _temperature(log_proba: Any, gold: Any) -> float:
     return round(float(np.exp(best.x)), 4)
 
 
+def _fit_view(vectorizer: Any, texts: list[str], view: str) -> Any:
+    """``vectorizer.fit_transform(texts)``; a min_df that leaves the view no n-gram is a config error that
+    says what to set, not scikit-learn's ValueError."""
+    try:
+        return vectorizer.fit_transform(texts)
+    except ValueError as exc:
+        if vectorizer.min_df == 1 or "no terms remain" not in str(exc):
+            raise
+        raise ConfigError(
+            f"tfidf_classifier {view}_min_df {vectorizer.min_df!r} leaves no {view} n-gram in "
+            f"{len(texts)} training messages: set it lower, or as a share (e.g. 0.0005: n-grams in fewer than "
+            "1 in 2,000 messages), which keeps every n-gram of small data"
+        ) from exc
+
+
 class _TwoViewFeatures:
     """TF-IDF over the word view (lemmas) and the character view (normalised text) of each document, and
     the dense sentence vectors when training had them."""
@@ -446,8 +471,8 @@ class _TwoViewFeatures:
         self.dense_dim = 0  # set by fit_transform when the documents carry sentence vectors
 
     def fit_transform(self, docs: list[Doc]) -> Any:
-        word = self.word.fit_transform([w for w, _, _, _ in docs])
-        char = self.char.fit_transform([c for _, c, _, _ in docs])
+        word = _fit_view(self.word, [w for w, _, _, _ in docs], "word")
+        char = _fit_view(self.char, [c for _, c, _, _ in docs], "char")
         vectors = [v for _, _, v, _ in docs if v is not None]
         self.dense_dim = len(vectors[0]) if vectors else 0
         return self._stack(word, char, docs)

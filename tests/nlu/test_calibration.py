@@ -83,7 +83,9 @@ def test_model_without_calibration_file_loads_uncalibrated(nlu: NLUPipeline, tmp
         ({"calibration": "platt"}, "calibration must be one of"),
         ({"calibration_folds": 1}, "calibration_folds must be an integer"),
         ({"word_min_df": 0}, "word_min_df must be an integer ≥ 1"),
-        ({"word_min_df": 0.5}, "word_min_df must be an integer ≥ 1"),
+        ({"word_min_df": 1.0}, r"word_min_df must be .* or a share of them in \(0, 1\), got 1.0"),
+        ({"word_min_df": 0.0}, "word_min_df must be an integer ≥ 1"),
+        ({"word_min_df": True}, "word_min_df must be an integer ≥ 1"),
         ({"char_min_df": "2"}, "char_min_df must be an integer ≥ 1"),
         ({"solver": "saga"}, "solver must be one of"),
     ],
@@ -219,22 +221,42 @@ def test_the_coefficients_are_saved_in_half_precision_and_parse_as_trained(
         assert loaded.parse(text, TODAY)["intent_ranking"] == nlu.parse(text, TODAY)["intent_ranking"]
 
 
-def test_word_min_df_drops_the_word_ngrams_seen_in_one_message_only() -> None:
-    texts = ["reset my password", "reset my login", "export my report"]
+def _word_vocabulary(texts: list[str], labels: list[str], min_df: float) -> set[str]:
     states = []
     for text in texts:
         state = ParseState(text, TODAY)
         state.tokens = [Token(word, 0, len(word), word) for word in text.split()]
         states.append(state)
-    data = TrainingData([Example(t, y) for t, y in zip(texts, ["login", "login", "export"], strict=True)])
-    vocabularies = []
-    for min_df in (1, 2):
-        params = registry.resolve_config("tfidf_classifier", {"word_min_df": min_df, "calibration": "none"})
-        classifier = registry.create("tfidf_classifier", params, Context(DATA_DIR))
-        classifier.train(data, states)
-        vocabularies.append(set(classifier.fitted[0].word.vocabulary_))
-    assert {"password", "export", "reset my"} <= vocabularies[0]
-    assert vocabularies[1] == {"reset", "my", "reset my"}
+    data = TrainingData([Example(t, y) for t, y in zip(texts, labels, strict=True)])
+    params = registry.resolve_config("tfidf_classifier", {"word_min_df": min_df, "calibration": "none"})
+    classifier = registry.create("tfidf_classifier", params, Context(DATA_DIR))
+    classifier.train(data, states)
+    return set(classifier.fitted[0].word.vocabulary_)
+
+
+def test_word_min_df_drops_the_word_ngrams_seen_in_one_message_only() -> None:
+    texts, labels = ["reset my password", "reset my login", "export my report"], ["login", "login", "export"]
+    assert {"password", "export", "reset my"} <= _word_vocabulary(texts, labels, 1)
+    assert _word_vocabulary(texts, labels, 2) == {"reset", "my", "reset my"}
+
+
+def test_a_min_df_share_keeps_every_ngram_of_small_data_and_drops_the_rare_ones_of_large() -> None:
+    small = ["reset my password", "reset my login", "export my report"]
+    assert "password" in _word_vocabulary(small, ["login", "login", "export"], 0.0005)  # 3 × 0.0005 < 1
+    # 2,400 messages: 1.2 of them, so an n-gram must be in two
+    large = [f"reset my password {n}" for n in range(1_200)] + [f"export report {n}" for n in range(1_200)]
+    vocabulary = _word_vocabulary(large, ["login"] * 1_200 + ["export"] * 1_200, 0.0005)
+    assert {"reset my", "export report"} <= vocabulary
+    assert "7" in vocabulary  # in two messages: "reset my password 7" and "export report 7"
+    assert not {"password 7", "report 7"} & vocabulary  # each in one
+
+
+def test_a_min_df_that_leaves_no_ngram_is_a_config_error_saying_what_to_set() -> None:
+    # every word in one message only: min_df 2 leaves nothing (scikit-learn's "After pruning, no terms remain")
+    with pytest.raises(
+        ConfigError, match=r"word_min_df 2 leaves no word n-gram in 3 training messages: set "
+    ):
+        _word_vocabulary(["hi", "bye", "thx"], ["greet", "goodbye", "thanks"], 2)
 
 
 @pytest.mark.parametrize("solver", ["newton-cg", "lbfgs"])

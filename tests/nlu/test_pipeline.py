@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import InputError, ModelNotFoundError
+from bot.nlu.config import PipelineConfig
 from bot.nlu.pipeline import META_FILE, NLUPipeline, stored_fingerprint
 from bot.nlu.state import FALLBACK_INTENT
 from tests.conftest import DATA_DIR, TODAY
@@ -108,12 +109,17 @@ def test_non_string_is_an_input_error(nlu: NLUPipeline) -> None:
 
 
 def test_ambiguity_flag(nlu: NLUPipeline) -> None:
-    # vague one- or two-word messages; with the sentence encoder "发票" alone leans to one invoice intent
-    results = [nlu.parse(t, TODAY) for t in ["发票", "invoice", "报销", "账号", "电子发票", "发票怎么办"]]
+    # vague one- to three-word messages (the candidates test_conversations clicks through, and more): each is
+    # flagged exactly when its top two intents are closer than the config's ambiguity_threshold, and the
+    # model trained from nlu_data flags some of them (how many moves with the data and the solver: a bare
+    # topic word the flag misses is still clarified by the policy's bare_topic rule, tests/policy)
+    texts = ["发票", "invoice", "报销", "账号", "电子发票", "发票怎么办", "发票有问题", "invoice problem"]
+    threshold = PipelineConfig.from_file(DATA_DIR / "config.yml").param("fallback", "ambiguity_threshold")
+    results = [nlu.parse(t, TODAY) for t in texts]
     for r in results:
         ranking = r["intent_ranking"]
         gap = ranking[0]["confidence"] - ranking[1]["confidence"]
-        assert r["ambiguous"] is (gap < 0.1)
+        assert r["ambiguous"] is (gap < threshold)
     assert any(r["ambiguous"] for r in results)
 
 

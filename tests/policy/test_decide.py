@@ -23,11 +23,12 @@ def parse(
     sentiment: str = "neutral",
     ambiguous: bool = False,
     ranking: list[str] | None = None,
+    confidence: float = 0.97,
 ) -> Parse:
     names = ranking or [intent, "invoice_upload_failed", "invoice_duplicate"]
     return Parse(
         text=text,
-        intent=Intent(intent, 0.97),
+        intent=Intent(intent, confidence),
         ambiguous=ambiguous,
         severity=SeverityAssessment(Severity(severity)),
         sentiment=Sentiment(sentiment),
@@ -91,6 +92,31 @@ def test_buttons_are_payloads() -> None:
     assert decide(parse("nlu_fallback", "/helpful"), ConversationView(), None).text_key == "glad"
     assert decide(parse("nlu_fallback", "/not_helpful"), ConversationView(), None).action == "offer_human"
     assert decide(parse("nlu_fallback", "/no_human"), ConversationView(), None).text_key == "ok_not_now"
+
+
+@pytest.mark.parametrize(
+    ("text", "confidence", "action"),
+    [
+        ("发票", 0.52, "clarify"),  # a bare topic word the classifier leans on, not ambiguous: which problem?
+        ("电子发票", 0.69, "clarify"),
+        ("invoice", 0.5, "clarify"),
+        ("invoice problem", 0.6, "clarify"),
+        ("发票", 0.8, "answer"),  # sure enough of a bare word: answered
+        ("发票查验失败怎么办", 0.52, "answer"),  # more than a topic word: answered at the same confidence
+        ("my invoice check failed", 0.5, "answer"),
+    ],
+)
+def test_a_bare_topic_word_below_bare_topic_asks_which_problem(
+    text: str, confidence: float, action: str
+) -> None:
+    decision = decide(parse(text=text, confidence=confidence), ConversationView(), ANSWER)
+    assert decision.action == action
+    if action == "clarify":
+        assert decision.options == (
+            "invoice_verification_failed",
+            "invoice_upload_failed",
+            "invoice_duplicate",
+        )
 
 
 def test_clarify_offers_support_intents_only() -> None:
