@@ -4,7 +4,7 @@ Two cues, in Simplified and Traditional Chinese (and a little Cantonese) and Eng
 
 * :func:`asks_for_human` — "转人工，发票一直上传失败": the request for a person wins over the support topic
   beside it (the topic still goes on the agent's context card).
-* :func:`not_resolved` — "我这里搞不定", "依然不行", "still doesn't work": after an answer, the answer did not
+* :func:`not_resolved` — "我这里搞不定", "依然不行", "还是有问题", "still doesn't work": after an answer, the answer did not
   help; vague frustration is never a dialogue act.
 
 Patterns run on the raw text (``Parse.text``), so both Chinese scripts are spelled out.
@@ -32,9 +32,14 @@ _HUMAN_NEGATED = re.compile(
 _NOT_RESOLVED = re.compile(
     r"搞不定|弄不好|弄不了|搞不了|搞不好|[依仍][然旧舊]?(?:不行|不可以|没用|沒用|失[败敗]|[报報][错錯])"
     r"|[还還]是(?:不行|没用|沒用|不可以|一[样樣]|老[样樣]子|没好|沒好)|[没沒]解[决決]|不管用|不起作用|[没沒]有?用(?![户戶过過])"
+    # "还是有问题", "问题还在": the problem is still there (not a yes: "有" is not "没问题")
+    r"|(?:[还還]是|[依仍][然旧舊]?)有(?:[这這那]个|[这這那]個)?(?:问题|問題|[错錯]误|[错錯]誤)"
+    r"|(?:问题|問題)(?:[还還]在|依[旧舊]|[还還]是(?:存在|没|沒))"
     # Cantonese: 唔得 alone is "doesn't work" (a symptom, like 不行); 仲係唔得 / 都係唔得 is "still doesn't"
     r"|(?:仲係?|都係|依然)唔(?:得|work)"
     r"|\bstill\s+(?:doesn'?t|does\s+not|don'?t|isn'?t|is\s+not|not|can'?t|cannot|won'?t|broken|failing|the\s+same)\b"
+    r"|\bstill\s+(?:have|having|has|get|getting|got|see|seeing)\s+(?:the\s+|this\s+|that\s+|a\s+|an\s+)?"
+    r"(?:same\s+)?(?:problem|issue|error)s?\b"
     r"|\b(?:didn'?t|did\s+not|doesn'?t|does\s+not)\s+(?:help|work|fix)\b|\bno\s+luck\b|\bsame\s+problem\b",
     re.IGNORECASE,
 )

@@ -55,6 +55,11 @@ def test_a_human_request_wins_and_the_topic_goes_on_the_card(chat: Chat, text: s
         ("收不到簡訊驗證碼", "依然不行", "Hant"),
         ("I never receive the SMS verification code when I log in", "still doesn't work", "Latn"),
         ("I never receive the SMS verification code when I log in", "it still doesn't work", "Latn"),
+        # "still has the problem" read as a yes to "did this help?" answered "glad it helped"
+        ("收不到短信验证码", "还是有问题", "Hans"),
+        ("收不到短信验证码", "问题还在", "Hans"),
+        ("收不到簡訊驗證碼", "還是有問題", "Hant"),
+        ("I never receive the SMS verification code when I log in", "still having the same issue", "Latn"),
     ],
 )
 def test_still_not_working_after_an_answer_offers_a_human(
