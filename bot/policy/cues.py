@@ -35,6 +35,8 @@ _NOT_RESOLVED = re.compile(
     # "还是有问题", "问题还在": the problem is still there (not a yes: "有" is not "没问题")
     r"|(?:[还還]是|[依仍][然旧舊]?)有(?:[这這那]个|[这這那]個)?(?:问题|問題|[错錯]误|[错錯]誤)"
     r"|(?:问题|問題)(?:[还還]在|依[旧舊]|[还還]是(?:存在|没|沒))"
+    # the whole message "有问题" / "有点问题": there is a problem ("我有个问题想问" is a new question)
+    r"|^\s*有(?:[点點]|些)?(?:问题|問題)[啊呀的了啦吧嘛喔哦呢。！!～~\s]*$"
     # Cantonese: 唔得 alone is "doesn't work" (a symptom, like 不行); 仲係唔得 / 都係唔得 is "still doesn't"
     r"|(?:仲係?|都係|依然)唔(?:得|work)"
     r"|\bstill\s+(?:doesn'?t|does\s+not|don'?t|isn'?t|is\s+not|not|can'?t|cannot|won'?t|broken|failing|the\s+same)\b"
