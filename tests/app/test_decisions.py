@@ -66,6 +66,8 @@ def test_a_human_request_wins_and_the_topic_goes_on_the_card(chat: Chat, text: s
         ),  # affirm 0.99: "没问题" is a yes, and "有问题" shares its words
         ("收不到簡訊驗證碼", "有點問題", "Hant"),
         ("I never receive the SMS verification code when I log in", "still having the same issue", "Latn"),
+        # complaint at 0.58: was handed off at once as a complaint, an "important" one
+        ("I never receive the SMS verification code when I log in", "I still have the problem", "Latn"),
     ],
 )
 def test_still_not_working_after_an_answer_offers_a_human(

@@ -223,6 +223,15 @@ OFFERED = ConversationView(
             "not_resolved",
         ),
         (scored("goodbye", "我這裡搞不定", 0.23), AFTER_ANSWER, "offer_human", "not_helpful", "not_resolved"),
+        # a weak complaint that says the problem is still there is that verdict; a sure one is a complaint
+        (
+            scored("complaint", "I still have the problem", 0.58),
+            AFTER_ANSWER,
+            "offer_human",
+            "not_helpful",
+            "not_resolved",
+        ),
+        (scored("complaint", "还是有问题，我要投诉", 0.9), AFTER_ANSWER, "handoff", "complaint", "complaint"),
         # ... and without an answer before it, an unclear support message.
         (scored("goodbye", "我这里搞不定", 0.23), ConversationView(), "rephrase", None, "not_resolved"),
         # Yes and no only answer the bot's own question.
