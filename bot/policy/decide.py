@@ -183,10 +183,10 @@ def _first_match(
     vague = intent in DIALOGUE_INTENTS or intent in (FALLBACK, OUT_OF_SCOPE)
     # "試過了，依然不行" read as the answered topic again is the same verdict on the answer.
     same_topic = bool(conv.last_answer_intent) and intent == conv.last_answer_intent
-    weak_topic = intent not in NON_SUPPORT and confidence < t.topic
-    # "I still have the problem" leans to complaint (0.58): not a complaint handed off as one, the same verdict
-    weak_complaint = intent == "complaint" and confidence < t.topic
-    if (vague or weak_topic or same_topic or weak_complaint) and not_resolved(text):
+    # Nor does an intent the classifier is unsure of outweigh it: a support topic, or the complaint "I still
+    # have the problem" leans to (0.58). (request_human has been handed off above; the rest are vague.)
+    unsure = confidence < t.topic
+    if (vague or unsure or same_topic) and not_resolved(text):
         if asked in YES_NO_QUESTIONS or conv.last_answer_intent:
             return "not_resolved", _offer_human("not_helpful", conv.last_answer_intent)
         return "not_resolved", _unclear(conv, fallbacks_before_handoff)
