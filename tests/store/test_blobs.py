@@ -52,9 +52,19 @@ def test_the_sweep_deletes_what_is_past_retention_and_keeps_the_rest(blobs: Blob
         assert blobs.sweep(90 * DAY) == 1
         assert not (blobs.root / old).parent.exists()  # its emptied folder too
     else:
-        time.sleep(1.1)  # S3 keeps LastModified to the second; nothing can set it back
+        # S3 keeps LastModified to the second, and nothing can set it back: the two objects are written two
+        # seconds apart and the sweep's cutoff falls midway between their stamps, a second from each. A cutoff
+        # of "1 s ago" failed when the new object's stamp, truncated to its second, was already over 1 s old
+        # at the sweep (a loaded CI machine).
+        time.sleep(2.1)
         blobs.put(new, b"new")
-        assert blobs.sweep(1.0) == 1
+        assert isinstance(blobs, S3Blobs)
+        stamps = [
+            blobs.client.head_object(Bucket=blobs.bucket, Key=blobs.prefix + name)["LastModified"].timestamp()
+            for name in (old, new)
+        ]
+        assert stamps[1] - stamps[0] >= 2
+        assert blobs.sweep(time.time() - sum(stamps) / 2) == 1
     blobs.put(new, b"new")
     assert blobs.get(old) is None and blobs.get(new) == b"new"
     assert blobs.sweep(90 * DAY) == 0
