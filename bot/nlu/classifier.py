@@ -11,6 +11,7 @@ import copy
 import json
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -150,6 +151,7 @@ class TfidfIntentClassifier:
         self.temperature = temperature
         self.gate = gate  # the sparse-only model of sparse_gate, when trained with one
         self._one_doc: _OneDocScorer | None = None  # built on the first single-message parse
+        self._classes: Any = None  # the class names as an array, for ranking (built on first use)
 
     @staticmethod
     def _docs(states: list[ParseState]) -> list[Doc]:
@@ -186,7 +188,7 @@ class TfidfIntentClassifier:
             _half_precision(fit.estimators),
             [str(c) for c in fit.estimators[0].classes_],
         )
-        self._one_doc = None
+        self._one_doc = self._classes = None
         self.temperature = fit.temperature
         self.gate = None
         if fit.gate is not None:
@@ -248,7 +250,10 @@ class TfidfIntentClassifier:
 
     def _rank(self, state: ParseState, row: Any, log_proba: Any) -> None:
         order = row.argsort()[::-1]
-        state.ranking = [(self.fitted[2][i], float(row[i])) for i in order]
+        classes = self._classes
+        if classes is None:
+            classes = self._classes = np.array(self.fitted[2], dtype=object)
+        state.ranking = list(zip(classes[order].tolist(), row[order].tolist(), strict=True))
         state.raw_confidence = float(np.exp(log_proba[0, order[0]]))
 
     def persist(self, directory: Path) -> None:
@@ -295,9 +300,21 @@ def _gate_settings(config: dict[str, Any]) -> tuple[float, float]:
 def temper(log_proba: Any, temperature: Any) -> Any:
     """softmax(log p / T): T > 1 softens, T < 1 sharpens; a monotonic map of each row, so the order of the
     intents never changes. ``temperature``: one, or an (n, 1) column of one per row."""
-    from scipy.special import softmax
+    exp = np.exp(_shifted(log_proba / temperature))
+    return exp / exp.sum(axis=1, keepdims=True)
 
-    return softmax(log_proba / temperature, axis=1)
+
+def _shifted(scores: Any) -> Any:
+    """Each row less its maximum (so that exp() cannot overflow)."""
+    return scores - scores.max(axis=1, keepdims=True)
+
+
+def log_softmax(scores: Any) -> Any:
+    """Row-wise log-softmax of a 2-d array: scipy.special.log_softmax's formula in plain numpy, ~4 µs on a
+    message's one row of scores against scipy's ~11 (its array-API dispatch). The batch and one-message
+    paths both use it, so they stay equal."""
+    shifted = _shifted(scores)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def _fit_estimators(config: dict[str, Any], x: Any, y: Any) -> list[Any]:
@@ -421,10 +438,9 @@ def _stitched(splits: list[tuple[Any, Any]], parts: list[Any]) -> Any:
 def _temperature(log_proba: Any, gold: Any) -> float:
     """The T minimising the mean negative log-likelihood of softmax(log_proba / T) at the gold classes."""
     from scipy.optimize import minimize_scalar
-    from scipy.special import log_softmax
 
     def nll(log_t: float) -> float:
-        scaled = log_softmax(log_proba / np.exp(log_t), axis=1)
+        scaled = log_softmax(log_proba / np.exp(log_t))
         return float(-scaled[np.arange(len(gold)), gold].mean())
 
     best = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
@@ -488,7 +504,6 @@ class _TwoViewFeatures:
         """A multinomial logistic regression's ``predict_log_proba`` without stacking the dense view into a
         sparse matrix first: the same numbers, a millisecond less per message (what hstack costs)."""
         from scipy.sparse import hstack
-        from scipy.special import log_softmax
 
         sparse = hstack(
             self._sparse_views(
@@ -502,7 +517,7 @@ class _TwoViewFeatures:
         dim = getattr(self, "dense_dim", 0)
         if dim:
             scores += self._dense(docs, dim) @ logreg.coef_[:, n:].T
-        return log_softmax(scores, axis=1)
+        return log_softmax(scores)
 
     def _sparse_views(self, word: Any, char: Any, docs: list[Doc]) -> list[Any]:
         from scipy.sparse import diags
@@ -588,12 +603,11 @@ class _OneDocScorer:
     @staticmethod
     def _tfidf(analyzer: Any, vocabulary: dict[str, int], idf: Any, text: str, sublinear: bool) -> Any:
         """(columns, weights, share of the text's n-grams in ``vocabulary``)."""
-        counts: dict[int, int] = {}
         grams = analyzer(text)
-        for gram in grams:
-            column = vocabulary.get(gram)
-            if column is not None:
-                counts[column] = counts.get(column, 0) + 1
+        # the lookups and the counting in C (map, Counter): 11 µs for a CLINC150 message's ~160 character
+        # n-grams against a Python loop's 16. Columns in first-seen order, as the loop had them.
+        counts = Counter(map(vocabulary.get, grams))
+        counts.pop(None, None)
         if not counts:
             return None, None, 0.0
         columns = np.fromiter(counts, dtype=np.intp, count=len(counts))
@@ -620,8 +634,6 @@ class _OneDocScorer:
 
     def log_proba(self, doc: Doc, tfidf: Vectorised | None = None) -> Any:
         """``doc``'s log-probabilities; ``tfidf``: its :meth:`tfidf`, when already computed."""
-        from scipy.special import log_softmax
-
         vector = doc[2]
         scores = self.intercept.copy()
         for (_, _, _, rows), (columns, weights) in zip(
@@ -631,4 +643,4 @@ class _OneDocScorer:
                 scores += weights @ rows[columns]
         if self.dense is not None and vector is not None:
             scores += np.asarray(vector, dtype=np.float64) @ self.dense
-        return log_softmax(scores[np.newaxis, :], axis=1)
+        return log_softmax(scores[np.newaxis, :])
