@@ -7,8 +7,9 @@ normalisation, no lemmas, no entities, no sentence encoder, no calibration, no s
 
 SPLITS.json: ``{"train": [[text, label], ...], "score": {"val": [text, ...], "test": [text, ...]}}``.
 OUT.json: the training time, each scored text's top label, confidence and time (one message at a time,
-``predict_proba([text])``, as a script serving one message would call it), the pickled model's size and the
-process's peak RSS. It runs in its own process so that the RSS is the script's alone.
+``predict_proba([text])``, as a script serving one message would call it), each test text's fastest time of
+:data:`PASSES` passes (its cost without the machine's noise: :func:`fastest_ms`), the pickled model's size and
+the process's peak RSS. It runs in its own process so that the RSS is the script's alone.
 """
 
 from __future__ import annotations
@@ -18,12 +19,32 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+# Timed passes over the test messages for the fastest-of figure. On a shared 2-core VM one pass's p99 carries
+# 0.3-0.7 ms of other processes' work, which decided which of two ~1.5 ms systems "won" a run; a message's
+# fastest of three passes is its own cost (the way timeit reports the minimum).
+PASSES = 3
+
 # What the script needs installed: its environment is these distributions (and Python itself).
 DISTRIBUTIONS = ("scikit-learn", "numpy", "scipy", "joblib", "threadpoolctl")
+
+
+def fastest_ms(texts: Sequence[str], first: Sequence[float], call: Callable[[str], Any]) -> list[float]:
+    """Each text's fastest time in ms: ``first`` (the scored pass's times) and :data:`PASSES` - 1 more passes
+    of ``call(text)`` over all the texts, one message at a time."""
+    if len(first) != len(texts):
+        raise ValueError(f"{len(first)} first-pass times for {len(texts)} texts")
+    fastest = list(first)
+    for _ in range(PASSES - 1):
+        for i, text in enumerate(texts):
+            started = time.perf_counter()
+            call(text)
+            fastest[i] = min(fastest[i], (time.perf_counter() - started) * 1000)
+    return fastest
 
 
 def build() -> Any:
@@ -68,6 +89,8 @@ def run(splits: dict[str, Any]) -> dict[str, Any]:
             best = int(proba.argmax())
             rows.append((classes[best], float(proba[best]), elapsed))
         scored[split] = rows
+    test = splits["score"]["test"]
+    fastest = fastest_ms(test, [ms for _, _, ms in scored["test"]], lambda text: model.predict_proba([text]))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.joblib"
         joblib.dump(model, path)  # as a script saves it: joblib's defaults, no compression
@@ -75,6 +98,7 @@ def run(splits: dict[str, Any]) -> dict[str, Any]:
     return {
         "train_seconds": round(train_seconds, 2),
         "scored": scored,
+        "fastest_ms": fastest,
         "model_size_mib": round(model_mib, 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
