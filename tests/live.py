@@ -271,7 +271,10 @@ def app_env(
 
 class Sentinel:
     """A ``redis-server --sentinel`` on a loopback port watching the primary ``service`` at ``primary_port``;
-    it fails over after one second of silence (with a quorum of ``quorum`` sentinels)."""
+    it fails over after three seconds of silence (with a quorum of ``quorum`` sentinels). One second is less
+    than a loaded 2-core CI machine can stall a primary, and a failover nobody caused drops what the app wrote
+    to the old primary before it rejoins as a replica: the likeliest way CI once found a conversation gone
+    ("no conversation") right after the test's own kill."""
 
     def __init__(self, folder: Path, service: str, primary_port: int, quorum: int = 2) -> None:
         self.folder, self.port = folder, free_port()
@@ -280,7 +283,7 @@ class Sentinel:
             "bind 127.0.0.1",
             f"dir {folder}",
             f"sentinel monitor {service} 127.0.0.1 {primary_port} {quorum}",
-            f"sentinel down-after-milliseconds {service} 1000",
+            f"sentinel down-after-milliseconds {service} 3000",
             f"sentinel failover-timeout {service} 5000",
         ]
         self.process: subprocess.Popen[bytes] | None = None

@@ -20,7 +20,7 @@ from bot.kb.search import KnowledgeBase
 from bot.nlu.pipeline import NLUPipeline
 from bot.settings import Settings
 from bot.store.keys import Keys
-from tests.faults.clients import Console, User, audit, ready_again, settled_audit, transcript
+from tests.faults.clients import Console, User, ready_again, settled_audit, transcript
 from tests.faults.conftest import UNLIMITED, agent_token, new_conversations
 from tests.live import AppProcess, LocalCluster, app_env, client_for, start_apps
 from tests.store.test_keys import check_keys, desk_settings_for, run_desk_scenario
@@ -96,7 +96,9 @@ async def test_conversations_and_a_handoff_work_on_a_three_master_cluster(
         assert [e["type"] for e in events].count("assigned") == 1
         for user in users:
             assert await user.until(lambda user=user: len(user.acked) == len(user.sent), 15)
-        ledger = await audit(users, address, prefix)
+        # settled: an event stored last (the bot's reply after the resolve) may still be on its way to the user
+        # when the acknowledgements are in; the plain audit counted it missing (CI: missing=1)
+        ledger = await settled_audit(users, address, prefix)
         assert ledger.clean and ledger.acknowledged == 6 * 5 + 1, ledger
         assert agent_id
         await console.close()
