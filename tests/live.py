@@ -209,11 +209,8 @@ class LocalCluster:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.1)
-            while client.info("replication").get("master_link_status") != "up":
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"replica {replica.port} did not sync with {master.port}")
-                time.sleep(0.1)
             client.close()
+            wait_in_sync(replica.port, deadline, f"replica {replica.port} did not sync with {master.port}")
         first.close()
 
     def master_of(self, key: str) -> RedisServer:
@@ -267,6 +264,20 @@ def app_env(
     if model_dir is not None:
         env["TRIAGE_MODEL_DIR"] = str(model_dir.parent)
     return {**env, **extra}
+
+
+def wait_in_sync(port: int, deadline: float, failure: str) -> None:
+    """Until the replica on ``port`` has its first copy of its primary (``master_link_status:up``): what is
+    written before that is the replica's only once the sync completes. ``failure``: the error past
+    ``deadline`` (a ``time.monotonic()``)."""
+    client = redis.Redis(port=port, decode_responses=True)
+    try:
+        while client.info("replication").get("master_link_status") != "up":
+            if time.monotonic() > deadline:
+                raise RuntimeError(failure)
+            time.sleep(0.1)
+    finally:
+        client.close()
 
 
 class Sentinel:

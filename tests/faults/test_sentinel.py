@@ -11,12 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from redis.sentinel import Sentinel as SentinelClient
 
 from tests.faults.clients import User, ready_again, settled_audit
 from tests.faults.conftest import UNLIMITED, new_conversations
-from tests.live import AppProcess, RedisServer, Sentinel, app_env
+from tests.live import AppProcess, RedisServer, Sentinel, app_env, wait_in_sync
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.timeout(240)]
 
@@ -33,19 +32,8 @@ class Replicated:
         self.sentinels = [
             Sentinel(folder / f"sentinel{i}", SERVICE, self.primary.port).start() for i in range(3)
         ]
-        self._wait_in_sync()
-
-    def _wait_in_sync(self, timeout: float = 30.0) -> None:
-        """Until the replica has its first copy of the primary: what is written before that is the replica's
-        only once the sync completes, and a kill must find it there."""
-        client = redis.Redis.from_url(self.replica.url)
-        deadline = time.monotonic() + timeout
-        try:
-            while client.info("replication").get("master_link_status") != "up":
-                assert time.monotonic() < deadline, "the replica never synced with the primary"
-                time.sleep(0.1)
-        finally:
-            client.close()
+        # what the test writes must be on the replica when the primary is killed
+        wait_in_sync(self.replica.port, time.monotonic() + 30, "the replica never synced with the primary")
 
     @property
     def addresses(self) -> str:
