@@ -249,12 +249,10 @@ class TfidfIntentClassifier:
 
     def _rank(self, state: ParseState, row: Any, log_proba: Any) -> None:
         # the parse carries the best RANKING_LENGTH intents: only those are sorted and built (CLINC150's 151
-        # intents: 4 µs against 10)
-        if len(row) > RANKING_LENGTH:
-            best = np.argpartition(row, -RANKING_LENGTH)[-RANKING_LENGTH:]
-            order = best[row[best].argsort()[::-1]]
-        else:
-            order = row.argsort()[::-1]
+        # intents: 4 µs against 10); ties in the order of the classes, as the batch path's argmax
+        best = np.argpartition(-row, min(RANKING_LENGTH, len(row)) - 1)[:RANKING_LENGTH]
+        best.sort()
+        order = best[np.argsort(-row[best], kind="stable")]
         # names indexed by Python ints, zipped with Python floats: half the time of indexing with numpy's
         classes = self.fitted[2]
         state.ranking = list(zip([classes[i] for i in order.tolist()], row[order].tolist(), strict=True))

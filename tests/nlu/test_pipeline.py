@@ -69,6 +69,11 @@ def test_the_ranking_is_the_best_of_all_intents_best_first(nlu: NLUPipeline) -> 
     best = sorted(zip(classes, row.tolist(), strict=True), key=lambda pair: -pair[1])[:RANKING_LENGTH]
     assert state.ranking == best
     assert state.raw_confidence == pytest.approx(best[0][1])
+    tied = np.full(len(classes), 0.5 / (len(classes) - 3))
+    tied[[9, 4, 2]] = 0.5 / 3  # three best, equal: in the classes' order, as the batch path's argmax
+    classifier._rank(state, tied, np.log(tied)[None])
+    assert [name for name, _ in state.ranking[:3]] == [classes[2], classes[4], classes[9]]
+    assert len(state.ranking) == RANKING_LENGTH
 
 
 def test_traditional_chinese_keeps_the_original_text_and_offsets(nlu: NLUPipeline) -> None:

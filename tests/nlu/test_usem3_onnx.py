@@ -124,14 +124,28 @@ def test_its_tokenizer_is_sentencepieces_own_with_the_ports_ids(int8: Any) -> No
     assert int8.tokenize("钉钉") == [1, 6, unknown, 2]  # BOS, "▁", one unknown piece, EOS
 
 
-def test_a_new_tokenizer_is_a_new_encoder_version(monkeypatch: pytest.MonkeyPatch) -> None:
-    before = embedding.encoder_version("usem3-int8")
-    assert "sentencepiece-" in before
+def test_it_encodes_with_sentencepieces_tokenizer_not_the_port(
+    int8: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class NoPort:
+        def encode(self, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("usem3's pure-Python tokenizer was called")
+
+    texts = [*ODD, "钉钉扫码后提示该用户不在企业通讯录中"]
+    expected = [int8.encode(text) for text in texts]
+    monkeypatch.setattr(int8.backend, "sp", NoPort())
+    assert np.array_equal(int8.encode(texts), np.stack(expected))
+
+
+def test_a_new_tokenizer_is_a_new_encoder_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = (embedding.encoder_version("usem3-int8"), cached_model(tmp_path))
+    assert "sentencepiece-" in before[0]
     real = usem3_onnx.metadata.version
     monkeypatch.setattr(
         usem3_onnx.metadata, "version", lambda name: "9.9.9" if name == "sentencepiece" else real(name)
     )
-    assert embedding.encoder_version("usem3-int8") != before
+    assert embedding.encoder_version("usem3-int8") != before[0]
+    assert cached_model(tmp_path) == before[1]  # the quantized graph does not depend on the tokenizer
 
 
 def test_a_pipeline_on_it_trains_saves_and_loads(tmp_path: Path) -> None:
