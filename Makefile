@@ -71,7 +71,7 @@ bench-load: install ## Load: 1k/5k/10k widget sockets on two processes, 50 agent
 	$(PY) -m benchmarks.load $(ARGS)
 	$(PY) -m benchmarks.report
 
-bench-rasa: install rasa ## Native vs Rasa DIET and LogisticRegression, same splits (~4 h on 2 cores, mostly DIET; ARGS="--epochs 30": ~2.5 h)
+bench-rasa: install rasa ## Native vs Rasa DIET and LogisticRegression, same splits (~2.2 h on 2 cores at DIET's 50 epochs, mostly DIET; ARGS="--epochs 30": 1.5 h)
 	$(PY) -m benchmarks.rasa $(ARGS)
 	$(PY) -m benchmarks.report
 
