@@ -117,7 +117,8 @@ class RasaBackend:
                 self._async_client = httpx.AsyncClient(timeout=self.timeout)
             try:
                 response = await self._async_client.post(**self._request(text))
-                return self._enrich(text, self._decode(response), context)
+                # our language, entities, severity and sentiment: CPU work, off the loop as a native parse
+                return await run_cpu(self.cpu, self._enrich, text, self._decode(response), context)
             except (httpx.HTTPError, RasaUnavailable) as exc:
                 self._failed(exc)
         return await run_cpu(self.cpu, self._native, text, context)  # the full pipeline: off the loop

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.contracts.parse import Parse
+from bot.cpu import CpuPool
 from bot.kb.search import KnowledgeBase
 from bot.nlu.backend import NLUBackend, ParseContext
 from bot.nlu.pipeline import NLUPipeline
@@ -178,6 +179,8 @@ def test_rasa_classifies_and_our_pipeline_adds_the_rest(
     [
         # Rasa's FallbackClassifier fired: nlu_fallback, and its entry is not part of our ranking
         ("嗯嗯", [("greet", 0.2), ("thanks", 0.1)], 0.35, "nlu_fallback", False),
+        # ... and it has the last word where its threshold is above ours (greet 0.5 passes our 0.35)
+        ("嗯嗯", [("greet", 0.5), ("thanks", 0.1)], 0.6, "nlu_fallback", False),
         # our threshold decides too (Rasa ran with another one)
         ("嗯嗯", [("greet", 0.3), ("thanks", 0.1)], None, "nlu_fallback", False),
         # the top two too close: asked which one, not a fallback
@@ -205,6 +208,38 @@ def test_fallback_and_ambiguity_follow_our_rules(
     parsed = backend.parse_now(text, ParseContext(today=TODAY))
     assert parsed.intent.name == intent and parsed.ambiguous is ambiguous
     assert [r.name for r in parsed.intent_ranking] == [n for n, _ in ranking]
+
+
+def test_the_enrichment_runs_off_the_event_loop(rasa: FakeRasa, nlu: NLUPipeline) -> None:
+    """Language, entities, severity and sentiment on Rasa's answer are CPU work: they run in the CPU pool, as
+    the native pipeline's parse does, never on the loop that serves every other connection."""
+    text = "发票查验失败"
+    rasa.reply = rasa_reply(text, [("invoice_verification_failed", 0.91), ("system_outage", 0.05)])
+    threads: list[str] = []
+
+    class Recording(CpuPool):
+        async def run(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            def call() -> Any:
+                threads.append(threading.current_thread().name)
+                return fn(*args, **kwargs)
+
+            return await super().run(call)
+
+    pool = Recording(1)
+    backend = RasaBackend(rasa.url, nlu, TOKEN, timeout=2.0, cpu=pool)
+
+    async def run() -> Parse:
+        try:
+            return await backend.parse(text, ParseContext(today=TODAY))
+        finally:
+            await backend.aclose()
+
+    try:
+        parsed = asyncio.run(run())
+    finally:
+        pool.shutdown()
+    assert parsed.intent.name == "invoice_verification_failed" and backend.degraded is None
+    assert len(threads) == 1 and threads[0].startswith("triage-cpu")
 
 
 def test_entities_rasa_found_are_kept_where_ours_found_none(backend: RasaBackend, rasa: FakeRasa) -> None:
