@@ -26,7 +26,6 @@ import functools
 import json
 import math
 import os
-import secrets
 import shlex
 import shutil
 import subprocess
@@ -323,7 +322,14 @@ def run_script(ds: Dataset, work: Path, progress: Any) -> Run:
 def run_rasa(ds: Dataset, classifier: str, epochs: int, work: Path, progress: Any) -> Run:
     from bot.nlu.rasa_backend import RasaBackend
     from bot.nlu.rasa_eval import enrichment_pipeline, free_port, score_backend
-    from bot.nlu.rasa_project import Classifier, RasaServer, export_project, model_archive, train_project
+    from bot.nlu.rasa_project import (
+        Classifier,
+        RasaServer,
+        export_project,
+        model_archive,
+        new_token,
+        train_project,
+    )
 
     config, run = ds.config, Run()
     context = Context(DATA_DIR, cache_dir=CACHE)
@@ -340,9 +346,7 @@ def run_rasa(ds: Dataset, classifier: str, epochs: int, work: Path, progress: An
         train_project(project, RASA_VENV, _prefixed(progress, f"{step}rasa train: ", 70))
         run.train_seconds.append(time.perf_counter() - started)
         run.extra["model_size_mib"] = round(model_archive(project).stat().st_size / 2**20, 2)
-        # hex: rasa_project.new_token()'s urlsafe tokens can start with "-", which `rasa run`'s argparse
-        # takes for an option ("--auth-token: expected one argument")
-        token = secrets.token_hex(24)
+        token = new_token()
         server = RasaServer(project, free_port(), token=token, venv=RASA_VENV).start()
         assert server.process is not None
         rss = PeakRSS(server.process.pid)

@@ -1,5 +1,6 @@
 """The Rasa comparison's own systems (benchmarks/rasa.py): the plain TF-IDF script baseline, run as its own
-process, and the native pipeline without its encoder. Rasa itself is exercised by tests/rasa."""
+process, and the native pipeline without its encoder. Rasa itself is exercised by
+tests/nlu/test_rasa_integration.py (make test-rasa)."""
 
 from __future__ import annotations
 
