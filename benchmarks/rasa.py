@@ -390,8 +390,15 @@ def _timed_raw(url: str, token: str, texts: list[str]) -> list[float]:
 
 
 def summarise(ds: Dataset, run: Run, wall: float) -> dict[str, Any]:
+    """One system's row: the evaluation's figures, its costs, and ``macro_f1_test_intents``: macro F1 over
+    the intents the test set has. ``macro_f1`` also averages in every label only predicted — where a test
+    set has no out-of-scope messages (SMP2019), each fallback to out_of_scope is already a miss in its
+    intent's recall, and out_of_scope's F1 of 0 enters the average once more, so a system that falls back
+    more often is charged twice."""
     labels = {ex.intent for train, _ in ds.folds for ex in train.examples} - {OUT_OF_SCOPE}
     report = metrics(run.scored, run.threshold, sorted(labels))
+    tested = {s.example.intent for s in run.scored}
+    f1_tested = [v["f1"] for label, v in report["per_intent"].items() if label in tested]
     keys = (
         "accuracy",
         "in_scope_accuracy",
@@ -406,6 +413,7 @@ def summarise(ds: Dataset, run: Run, wall: float) -> dict[str, Any]:
     latencies = [s.parse_ms for s in run.scored]
     return {
         **{k: report[k] for k in keys},
+        "macro_f1_test_intents": round(sum(f1_tested) / len(f1_tested), 4) if f1_tested else 0.0,
         "threshold_source": "validation" if ds.val is not None else "config",
         "n_train": len(ds.folds[0][0].examples),
         "train_seconds": round(sum(run.train_seconds) / len(run.train_seconds), 2),
@@ -584,9 +592,10 @@ def log_floor(values: list[float]) -> float:
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    """Four panels: accuracy per dataset (grouped bars per system), training time, and p99 latency of the bot's
-    NLU call (in process; the script's predict_proba) and over HTTP (log scales). A missing bar is labelled
-    "not run" ("no server" for the script's HTTP figure)."""
+    """Six panels, two rows: accuracy per dataset (grouped bars per system), training time, p99 latency of the
+    bot's NLU call (in process; the script's predict_proba) and over HTTP, serving memory (the script: its
+    peak) and model size (log scales); each environment's size in the footer. A missing bar is labelled "not
+    run" ("no server" for the script's HTTP figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -602,7 +611,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ("CLINC150\nOOS recall", "clinc150", "oos_recall"),
     ]
     cost_groups = [(name, name, "") for name in DATASET_NAMES]
-    fig, axes = plt.subplots(1, 4, figsize=(24, 5.4), gridspec_kw={"width_ratios": [1.5, 1, 1, 1]})
+    fig, grid = plt.subplots(2, 3, figsize=(18, 10))
+    axes = grid.ravel()
     panels: list[
         tuple[Any, list[tuple[str, str, str]], Callable[[dict[str, Any], str], float | None], str, str, bool]
     ]
@@ -632,6 +642,22 @@ def plot(result: dict[str, Any], path: Path) -> None:
             "Parse p99 over HTTP, one message, ms (log)",
             True,
         ),
+        (
+            axes[4],
+            cost_groups,
+            lambda e, key: e.get("server_peak_rss_mib") or e.get("script_peak_rss_mib"),
+            "MiB",
+            "Serving memory, peak RSS MiB (the script: its peak, training included)",
+            False,
+        ),
+        (
+            axes[5],
+            cost_groups,
+            lambda e, key: e.get("model_size_mib"),
+            "MiB",
+            "Model on disk, MiB (log)",
+            True,
+        ),
     ]
     width = 0.84 / len(SYSTEMS)
     for ax, groups, value, unit, title, log in panels:
@@ -645,7 +671,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
                     ax.text(
                         x,
                         0.02,
-                        "not run" if entry is None else "no server",
+                        "not run" if entry is None else "no server" if ax is axes[3] else "not measured",
                         rotation=90,
                         ha="center",
                         va="bottom",
@@ -674,23 +700,27 @@ def plot(result: dict[str, Any], path: Path) -> None:
             ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
             ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         else:
-            ax.set_ylim(0, 112)
+            ax.set_ylim(0, 112 if unit == "%" else max(drawn, default=1.0) * 1.12)
     handles = [Patch(color=COLOURS[s], label=LABELS[s]) for s in SYSTEMS]
     fig.legend(handles=handles, loc="upper center", ncol=len(SYSTEMS), frameon=False)
     epochs = {e.get("epochs") for d in res.values() for s, e in d.items() if s == "rasa-diet"} - {None}
+    env = result.get("environment_mib", {})
+    sizes = ", ".join(f"{name} {mib:,.0f} MiB" for name, mib in env.items() if mib is not None)
     fig.text(
         0.5,
         0.005,
         f"Same splits, same scoring; DIET epochs: {', '.join(map(str, sorted(epochs))) or '—'}."
-        " Rasa's training time includes starting `rasa train`. Details: docs/benchmarks.md.",
+        " Rasa's training time includes starting `rasa train`."
+        + (f" Environments on disk: {sizes}." if sizes else "")
+        + " Details: docs/benchmarks.md.",
         ha="center",
         fontsize=8,
         color="dimgrey",
     )
-    fig.tight_layout(rect=(0, 0.03, 1, 0.92))
+    fig.tight_layout(rect=(0, 0.025, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
+    print(f"wrote {os.path.relpath(path, ROOT)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -969,6 +969,8 @@ def rasa_section() -> list[str]:
         + ", ".join(f"{name} {mib:,.0f} MiB" for name, mib in env.items() if mib is not None)
         + ".",
         "",
+        "![Rasa side by side: accuracy, training, latency, memory, model size](../benchmarks/results/rasa_compare.png)",
+        "",
     ]
     skipped = [f"{name}: {d['skipped']}" for name, d in result.get("datasets", {}).items() if "skipped" in d]
     not_run = [f"{e['system']} on {e['dataset']}: {e['reason']}" for e in result.get("not_run", [])]

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks import tfidf_script
-from benchmarks.rasa import Dataset, log_floor, run_script, without_encoder
+from benchmarks.rasa import Dataset, Run, log_floor, run_script, summarise, without_encoder
 from bot.nlu.config import PipelineConfig
-from bot.nlu.evaluation import THRESHOLD_GRID
+from bot.nlu.evaluation import THRESHOLD_GRID, Scored
 from bot.nlu.training_data import Example, TrainingData
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,3 +105,85 @@ def test_fastest_ms_keeps_each_messages_quickest_pass() -> None:
 def test_fastest_ms_refuses_first_pass_times_that_do_not_match_the_texts() -> None:
     with pytest.raises(ValueError, match="2 first-pass times for 1 texts"):
         tfidf_script.fastest_ms(["a"], [1.0, 2.0], lambda text: None)
+
+
+def test_a_row_has_every_column_and_a_macro_f1_over_the_test_sets_intents() -> None:
+    """Two test intents, no out-of-scope messages; the login message falls back (0.2 under 0.35): macro F1
+    over the test's intents averages verify_invoice's 1.0 and login_issue's 0; ``macro_f1`` also averages
+    out_of_scope's 0, a label only predicted, so it charges the one fallback twice."""
+    test = _data(
+        [("invoice a", "verify_invoice"), ("invoice b", "verify_invoice"), ("log in", "login_issue")]
+    )
+    ds = Dataset("tiny", "fixed split", ROOT / "nlu_data" / "config.yml", [(_data(TRAIN), test)])
+    rows = [("verify_invoice", 0.9), ("verify_invoice", 0.8), ("login_issue", 0.2)]
+    run = Run(
+        scored=[
+            Scored(ex, top, conf, "en", [], 1.0) for ex, (top, conf) in zip(test.examples, rows, strict=True)
+        ],
+        train_seconds=[2.0],
+        threshold=0.35,
+        extra={"model_size_mib": 1.5},
+    )
+    row = summarise(ds, run, wall=3.0)
+    assert row["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    assert row["macro_f1_test_intents"] == 0.5
+    assert row["macro_f1"] == pytest.approx(1 / 3, abs=1e-4)
+    for column in ("in_scope_accuracy", "oos_recall", "train_seconds", "parse_ms_scoring", "model_size_mib"):
+        assert column in row
+    assert row["train_seconds"] == 2.0 and row["threshold_source"] == "config"
+
+
+def test_the_plot_has_every_column_and_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six panels (accuracy, training, the call's p99, HTTP p99, memory, model size), the environments in the
+    footer; a system not run and the script's missing server are labelled, not drawn as zero."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from benchmarks.rasa import plot
+
+    drawn: list[Figure] = []
+    save = Figure.savefig
+
+    def keep(fig: Figure, *args: object, **kwargs: object) -> None:
+        drawn.append(fig)
+        save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    common = {"accuracy": 0.9, "in_scope_accuracy": 0.9, "oos_recall": 0.5, "train_seconds": 2.0}
+    result = {
+        "results": {
+            "nlu_data": {
+                "native": {
+                    **common,
+                    "parse_ms_scoring": {"p99": 1.2},
+                    "parse_ms_http": {"p99": 4.0},
+                    "server_peak_rss_mib": 530.0,
+                    "model_size_mib": 1.2,
+                },
+                "tfidf-script": {
+                    **common,
+                    "parse_ms_scoring": {"p99": 1.5},
+                    "script_peak_rss_mib": 735.0,
+                    "model_size_mib": 17.0,
+                },
+            }
+        },
+        "environment_mib": {"native (.venv)": 1573.0, "rasa (.venv-rasa)": None},
+    }
+    plot(result, tmp_path / "compare.png")
+    assert (tmp_path / "compare.png").stat().st_size > 0
+    (fig,) = drawn
+    titles = [ax.get_title() for ax in fig.axes]
+    assert (
+        len(titles) == 6 and any("memory" in t for t in titles) and any("Model on disk" in t for t in titles)
+    )
+    labels = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "no server" in labels and "not run" in labels and "not measured" not in labels
+    memory = fig.axes[4]
+    assert sorted(round(p.get_height()) for p in memory.patches) == [530, 735]
+    footer = " ".join(t.get_text() for t in fig.texts)
+    assert "Environments on disk: native (.venv) 1,573 MiB." in footer
