@@ -13,6 +13,7 @@ from typing import Any
 
 import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
@@ -31,6 +32,37 @@ class WaitingSentinelPool(SentinelConnectionPool, aredis.BlockingConnectionPool)
     """Sentinel's pool (connections to whichever server the sentinels name primary) that, like the URL's
     pool, waits up to ``timeout`` seconds for a free connection instead of failing a burst beyond
     ``max_connections`` at once (redis-py's ``SentinelConnectionPool`` raises "Too many connections")."""
+
+
+class ClusterConnection(Connection):
+    """A cluster node's connection whose writes to a socket closed under them fail as a dropped connection.
+
+    After a command meets a dead node (a failover), redis-py's cluster client disconnects that node's free
+    connections from a snapshot of its free list (``ClusterNode.disconnect_free_connections``); a connection
+    another task takes from the list meanwhile is closed while it connects or writes, and the write meets a
+    writer of None: ``AttributeError: 'NoneType' object has no attribute 'writelines'``, which no caller takes
+    for Redis being away — a user's message was refused for good in a failover (tests/faults/test_cluster.py).
+    The read side already raises ConnectionError for a closed stream; this is the write side's twin, and the
+    cluster client retries a ConnectionError on a fresh connection, as every caller of ours does."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        try:
+            await super().send_packed_command(command, check_health)
+        except AttributeError as exc:
+            if exc.obj is not None or exc.name not in ("writelines", "write", "drain"):
+                raise
+            raise RedisConnectionError("the connection was closed under the command; retry") from exc
+
+
+def _cluster_connections(client: RedisCluster) -> RedisCluster:
+    """``client`` with :class:`ClusterConnection` for every node: the startup nodes it made, and through the
+    keyword arguments its node manager builds each node from, those it discovers later. RedisCluster fixes
+    the class itself (Connection, or SSLConnection with ``ssl``) and takes no argument for it."""
+    if client.connection_kwargs.get("connection_class") is Connection:
+        client.connection_kwargs["connection_class"] = ClusterConnection  # the node manager's dict too
+        for node in client.nodes_manager.startup_nodes.values():
+            node.connection_class = ClusterConnection
+    return client
 
 
 @dataclass
@@ -185,6 +217,7 @@ def _cluster(
         **common,
     )
     subscriber = RedisCluster(startup_nodes=startup, max_connections=2, client_name=f"{name}-hub", **common)
+    client, subscriber = _cluster_connections(client), _cluster_connections(subscriber)
     return RedisHandle(client, subscriber, None, f"Redis Cluster through {nodes}")
 
 

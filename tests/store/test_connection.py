@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import pytest
+from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from bot.store.connection import connect
+from bot.store.connection import ClusterConnection, connect
 from bot.store.conversations import ConversationStore
 from tests.live import RedisServer, Sentinel
 
@@ -94,3 +98,36 @@ async def test_a_burst_beyond_the_sentinel_pool_waits_for_a_connection(tmp_path:
         await handle.close()
         sentinel.stop()
         primary.stop()
+
+
+async def test_a_cluster_connection_closed_under_its_write_is_a_dropped_connection(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A failover's clean-up in redis-py's cluster client disconnects a node's free connections from a
+    snapshot of its free list; one that another task took meanwhile is closed while it connects, and its write
+    met a writer of None — AttributeError, and the user's message was refused for good (CI, the cluster
+    failover fault test). It is a dropped connection: ConnectionError, which the client retries; the
+    connection then works again. A standalone Redis stands in for the node: the race is the connection's."""
+    address = urlsplit(redis_url)
+    handle = connect(None, tmp_path, cluster_nodes=f"{address.hostname}:{address.port}")  # connects lazily
+    try:
+        for client in (handle.client, handle.subscriber):
+            node = next(iter(client.nodes_manager.startup_nodes.values()))
+            discovered = ClusterNode("127.0.0.1", 1, **client.nodes_manager.connection_kwargs)
+            assert node.connection_class is discovered.connection_class is ClusterConnection
+        connection = node.acquire_connection()
+        write = connection._send_packed_command
+
+        async def closed_under(command: Any) -> None:
+            await connection.disconnect()  # the other task's clean-up, between connecting and writing
+            await write(command)
+
+        connection._send_packed_command = closed_under  # type: ignore[method-assign]
+        with pytest.raises(RedisConnectionError, match="closed under the command"):
+            await connection.send_command("PING")
+        del connection._send_packed_command
+        await connection.send_command("PING")
+        assert await connection.read_response() == "PONG"
+        await connection.disconnect()
+    finally:
+        await handle.close()
