@@ -99,3 +99,9 @@ def delivery_row(target: str, runs: list[dict], counted: str, unit: str) -> tupl
     bad = [sum(r[k] for r in runs) for k in ("lost", "duplicated", "out_of_order")]
     checked = f" ({sum(r[counted] for r in runs):,} {unit})"
     return target, "0 / 0 / 0", " / ".join(str(b) for b in bad) + checked, not any(bad)
+
+
+def environment_sizes(env: dict[str, float | None]) -> str:
+    """``name 1,573 MiB, …`` for each measured environment of a Rasa comparison (the table's note and the plot's
+    footer)."""
+    return ", ".join(f"{name} {mib:,.0f} MiB" for name, mib in env.items() if mib is not None)

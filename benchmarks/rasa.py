@@ -41,7 +41,15 @@ from typing import Any
 import httpx
 
 from benchmarks import tfidf_script
-from benchmarks.common import DATASETS, RESULTS, ROOT, dir_size_mib, percentiles, write_result
+from benchmarks.common import (
+    DATASETS,
+    RESULTS,
+    ROOT,
+    dir_size_mib,
+    environment_sizes,
+    percentiles,
+    write_result,
+)
 from bot.nlu.config import PipelineConfig
 from bot.nlu.evaluation import Scored, Threshold, choose_threshold, metrics, score_examples
 from bot.nlu.pipeline import NLUPipeline
@@ -704,8 +712,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     handles = [Patch(color=COLOURS[s], label=LABELS[s]) for s in SYSTEMS]
     fig.legend(handles=handles, loc="upper center", ncol=len(SYSTEMS), frameon=False)
     epochs = {e.get("epochs") for d in res.values() for s, e in d.items() if s == "rasa-diet"} - {None}
-    env = result.get("environment_mib", {})
-    sizes = ", ".join(f"{name} {mib:,.0f} MiB" for name, mib in env.items() if mib is not None)
+    sizes = environment_sizes(result.get("environment_mib", {}))
     fig.text(
         0.5,
         0.005,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.common import ROOT, delivery_row, read_result
+from benchmarks.common import ROOT, delivery_row, environment_sizes, read_result
 from benchmarks.faults_report import faults_section
 from benchmarks.load_report import load_section, load_targets
 from benchmarks.pages_report import pages_section
@@ -966,7 +966,7 @@ def rasa_section() -> list[str]:
         "its model), sampled every 0.2 s. Rasa's training time includes starting `rasa train` (TensorFlow's "
         "import); the native time includes encoding texts missing from the embedding cache. With CV, training "
         "time is the mean per fold and the served model is fold 5's. Environments on disk: "
-        + ", ".join(f"{name} {mib:,.0f} MiB" for name, mib in env.items() if mib is not None)
+        + environment_sizes(env)
         + ".",
         "",
         "![Rasa side by side: accuracy, training, latency, memory, model size](../benchmarks/results/rasa_compare.png)",
