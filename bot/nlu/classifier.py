@@ -25,6 +25,7 @@ from bot.nlu.training_data import OUT_OF_SCOPE, TrainingData
 
 MODELS = ("logreg", "mlp", "ensemble")
 SOLVERS = ("lbfgs", "newton-cg")
+CLASS_WEIGHTS = (None, "balanced")
 CALIBRATIONS = ("temperature", "none")
 logger = logging.getLogger(__name__)
 CALIBRATION_FILE = "calibration.json"
@@ -87,6 +88,11 @@ class TfidfIntentClassifier:
         # The gate's own solver; null: ``solver``'s. The gate is a model of the TF-IDF views alone, where
         # L-BFGS needs ~8x newton-cg's iterations (docs/nlu.md, "Training cost").
         "gate_solver": None,
+        # Weights of the training messages per intent in the logistic regressions: null, every message
+        # weighs the same; "balanced", each intent weighs the same in all (n / (intents × its messages)), as
+        # in Rasa's LogisticRegressionClassifier: an intent with a handful of examples among hundreds of
+        # another's is not drowned (docs/nlu.md, "Rare intents").
+        "class_weight": None,
     }
 
     def __init__(
@@ -110,6 +116,10 @@ class TfidfIntentClassifier:
             raise ConfigError(
                 f"tfidf_classifier gate_solver must be one of {SOLVERS} or null (solver's), "
                 f"got {config['gate_solver']!r}"
+            )
+        if config["class_weight"] not in CLASS_WEIGHTS:
+            raise ConfigError(
+                f"tfidf_classifier class_weight must be balanced or null, got {config['class_weight']!r}"
             )
         if config["calibration"] not in CALIBRATIONS:
             raise ConfigError(
@@ -352,7 +362,10 @@ def _logreg(config: dict[str, Any], x: Any, y: Any, solver: str | None = None) -
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(
-        C=config["C"], max_iter=config["max_iter"], solver=solver or config["solver"]
+        C=config["C"],
+        max_iter=config["max_iter"],
+        solver=solver or config["solver"],
+        class_weight=config["class_weight"],
     ).fit(x, y)
 
 
