@@ -47,6 +47,7 @@ from benchmarks.common import (
     ROOT,
     dir_size_mib,
     environment_sizes,
+    machine,
     percentiles,
     write_result,
 )
@@ -442,10 +443,20 @@ def env_size_mib(path: Path) -> float | None:
 
 # ------------------------------------------------------------------ the run
 def _previous(keep: bool, results_name: str) -> dict[str, Any]:
+    """The results file a ``--keep`` run adds to (else a new one), its earlier runs each with its machine."""
     path = RESULTS / f"{results_name}.json"
     if not keep or not path.exists():
-        return {"results": {}, "not_run": [], "datasets": {}}
-    return json.loads(path.read_text(encoding="utf-8"))
+        return {"results": {}, "not_run": [], "datasets": {}, "runs": []}
+    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    runs = result.setdefault("runs", [])
+    if "command" in result and not runs:  # a file written before runs were listed
+        runs.append({"command": result["command"], "load_average": result.get("load_average_at_start")})
+    for run in runs:  # a run recorded before runs named their machine ran on the file's
+        if "machine" not in run and "machine" in result:
+            run["machine"] = result["machine"]
+    for key in ("benchmark", "measured_at", "machine"):
+        result.pop(key, None)
+    return result
 
 
 def _not_run(result: dict[str, Any], system: str, dataset: str, reason: str) -> None:
@@ -483,11 +494,7 @@ def main(argv: list[str] | None = None) -> None:
     if not results_name.replace("_", "").isalnum():
         parser.error(f"--name {results_name!r}: letters, digits and underscores only")
     result = _previous(args.keep, results_name)
-    for key in ("benchmark", "measured_at", "machine"):
-        result.pop(key, None)
-    runs = result.setdefault("runs", [])
-    if "command" in result and not runs:  # a file written before runs were listed
-        runs.append({"command": result["command"], "load_average": result.get("load_average_at_start")})
+    runs = result["runs"]
     runs.append(
         {
             "command": shlex.join(
@@ -496,6 +503,7 @@ def main(argv: list[str] | None = None) -> None:
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "load_average": [round(x, 1) for x in os.getloadavg()],
             "diet_epochs": args.epochs,
+            "machine": machine(),  # a --keep run may be on another machine than the file's first
         }
     )
     for key in ("command", "load_average_at_start", "diet_epochs"):

@@ -29,6 +29,10 @@ def _parsed(cost: dict) -> str:
     return f"held-out messages; the encoder ran for {ran:.0%}, the sparse gate answered the rest"
 
 
+def _cpu(machine: dict[str, Any]) -> str:
+    return f"{machine['cpu']}, {machine['cores']} cores"
+
+
 def _machine(result: dict[str, Any]) -> str:
     m = result["machine"]
     return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']} — {result['measured_at']}"
@@ -831,7 +835,10 @@ RASA_DATASETS = {"nlu_data": "nlu_data (5-fold CV)", "smp2019": "SMP2019", "clin
 def _rasa_score(dataset: str, entry: dict[str, Any]) -> str:
     if dataset == "clinc150":
         return f"{_pct(entry['in_scope_accuracy'])} in-scope / {_pct(entry['oos_recall'])} OOS recall"
-    return f"{_pct(entry['accuracy'])} accuracy"
+    macro = entry.get("macro_f1_test_intents")  # SMP2019's intents run from 1 to 380 training messages
+    return f"{_pct(entry['accuracy'])} accuracy" + (
+        f", macro F1 {macro:.3f}" if dataset == "smp2019" and macro else ""
+    )
 
 
 def e5_section() -> list[str]:
@@ -913,17 +920,26 @@ def rasa_section() -> list[str]:
         {e["epochs"] for d in result["results"].values() for s, e in d.items() if s == "rasa-diet"}
     )
     runs = result.get("runs") or [{"command": result.get("command", "?"), "load_average": "?"}]
+    cpus = {run["machine"]["cpu"] for run in runs if run.get("machine")}
     commands = "; ".join(  # the reasons given with --why are listed under "Not run"
         f"`{run['command'].split(' --why ')[0]}` (load average {run['load_average']}"
+        + (f", started {run['started']}" if run.get("started") and len(runs) > 1 else "")
+        + (f", on {_cpu(run['machine'])}" if len(cpus) > 1 and run.get("machine") else "")
         + (f"; {run['note']}" if run.get("note") else "")
         + ")"
         for run in runs
     )
+    where = (
+        "CPUs differ between runs, named with each: compare systems within a dataset, whose rows ran together; "
+        if len(cpus) > 1
+        else ""
+    )
     out = [
         "## Rasa side by side",
         "",
-        f"`make bench-rasa` (`benchmarks/rasa.py`), run as {commands}. Measured on: {_machine(result)} "
-        f"(a shared machine: the load averages above are at each run's start). Rasa {result['rasa_version']}; "
+        f"`make bench-rasa` (`benchmarks/rasa.py`), run as {commands}. "
+        f"{'Last written' if len(cpus) > 1 else 'Measured'} on: {_machine(result)} "
+        f"({where}a shared machine: the load averages above are at each run's start). Rasa {result['rasa_version']}; "
         "DIET epochs: "
         f"{', '.join(map(str, epochs)) or 'DIET not run'}. Every system is trained on the same training set "
         "and scored by the same code (`bot.nlu.evaluation.metrics`); Rasa is trained with `rasa train nlu` "

@@ -187,3 +187,55 @@ def test_the_plot_has_every_column_and_says_what_is_missing(
     assert sorted(round(p.get_height()) for p in memory.patches) == [530, 735]
     footer = " ".join(t.get_text() for t in fig.texts)
     assert "Environments on disk: native (.venv) 1,573 MiB." in footer
+
+
+def test_runs_on_different_machines_are_named_each_with_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``--keep`` run that re-measured one dataset on another CPU: the section names each run's machine and
+    start, and does not pass the last machine off as where every row was measured."""
+    from benchmarks import report
+
+    amd = {"cpu": "AMD EPYC", "cores": 2, "memory_gib": 23.5, "python": "3.11.7"}
+    intel = {**amd, "cpu": "Intel Xeon"}
+    row = {
+        "accuracy": 0.9,
+        "macro_f1_test_intents": 0.79351,
+        "train_seconds": 2.0,
+        "parse_ms_scoring": {"p50": 0.5, "p99": 1.0},
+        "parse_ms_http": {"p50": 2.0, "p99": 4.0},
+        "server_peak_rss_mib": 500.0,
+        "model_size_mib": 1.0,
+    }
+    result = {
+        "measured_at": "2026-12-03 07:00:00 UTC",
+        "machine": intel,
+        "rasa_version": "3.6.21",
+        "results": {"smp2019": {"native": row}},
+        "runs": [
+            {"command": "python -m benchmarks.rasa", "load_average": [0.7], "started": "A", "machine": amd},
+            {
+                "command": "python -m benchmarks.rasa --datasets smp2019 --keep",
+                "load_average": [0.2],
+                "started": "B",
+                "machine": intel,
+            },
+        ],
+    }
+    monkeypatch.setattr(report, "_load", lambda name: result if name == "rasa_compare" else {})
+    text = " ".join(report.rasa_section())
+    assert "started A, on AMD EPYC, 2 cores" in text and "started B, on Intel Xeon, 2 cores" in text
+    assert "Last written on: Intel Xeon" in text and "Measured on:" not in text
+    assert "| SMP2019 | triagebot (native) | 90.0 accuracy, macro F1 0.794 |" in text  # its rare intents
+    result["runs"] = result["runs"][:1]
+    assert "Measured on: Intel Xeon" in " ".join(report.rasa_section())
+
+
+def test_a_kept_file_gives_its_machine_to_the_runs_recorded_before_runs_named_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks import rasa
+
+    old = {"machine": {"cpu": "AMD EPYC"}, "runs": [{"command": "python -m benchmarks.rasa"}], "results": {}}
+    (tmp_path / "rasa_compare.json").write_text(json.dumps(old), encoding="utf-8")
+    monkeypatch.setattr(rasa, "RESULTS", tmp_path)
+    kept = rasa._previous(True, "rasa_compare")
+    assert kept["runs"][0]["machine"] == {"cpu": "AMD EPYC"}
