@@ -4,12 +4,17 @@ TRIAGE_REQUIRE_RASA=1 (then a missing .venv-rasa fails)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -42,11 +47,11 @@ def rasa_venv() -> Path:
 
 
 @pytest.fixture(scope="module")
-def project(rasa_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny nlu_data (four intents, 13 Chinese and 13 English examples each) exported, validated and trained with the real Rasa."""
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny nlu_data: four intents, 13 Chinese and 13 English examples each, and its config."""
     data_dir = tmp_path_factory.mktemp("tiny_nlu")
-    for name in ("config.yml", "jieba_userdict.txt"):
-        shutil.copyfile(DATA_DIR / name, data_dir / name)
+    for name in ("config.yml", "jieba_userdict.txt", "severity.yml", "sentiment.yml", "synonyms.yml"):
+        shutil.copyfile(DATA_DIR / name, data_dir / name)  # the config and the files it names
     examples = load_training_data(DATA_DIR).examples
     pairs = [
         (ex.text, ex.intent)
@@ -55,6 +60,13 @@ def project(rasa_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         for ex in [e for e in examples if e.intent == intent and _has_han(e.text) is chinese][:13]
     ]
     (data_dir / "nlu.yml").write_text(dump_rasa_yaml(pairs), encoding="utf-8")
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def project(rasa_venv: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny nlu_data exported, validated and trained with the real Rasa."""
+    data_dir = tiny_data
     out = tmp_path_factory.mktemp("rasa_project")
     runner = CliRunner()
     for args in (
@@ -123,3 +135,73 @@ async def test_a_wrong_token_falls_back_to_the_native_pipeline(server: RasaServe
     finally:
         await backend.aclose()
     assert reasons == ["unauthorized"] and parsed == nlu.parse_typed("发票查验失败了怎么办", TODAY)
+
+
+def test_triage_eval_trains_and_scores_through_a_real_rasa(
+    tiny_data: Path, rasa_venv: Path, tmp_path: Path
+) -> None:
+    """``triage eval --backend rasa``: Rasa trained on the tiny data, a held-out message per intent parsed
+    through a real ``rasa run`` and scored by the same code as the native pipeline."""
+    held_out = [
+        ("您好呀", "greet"),
+        ("这张发票查验一直不通过", "invoice_verification_failed"),
+        ("i can't log into my account", "login_failed"),
+        ("导出报销单的时候报错了", "export_failed"),
+    ]
+    (tmp_path / "test.yml").write_text(dump_rasa_yaml(held_out), encoding="utf-8")
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--backend",
+            "rasa",
+            "--rasa-classifier",
+            "logreg",
+            "--train",
+            str(tiny_data / "nlu.yml"),
+            "--test",
+            str(tmp_path / "test.yml"),
+            "--config",
+            str(tiny_data / "config.yml"),
+            "--report",
+            str(report),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    scores = json.loads(report.read_text(encoding="utf-8"))
+    assert scores["backend"] == "rasa-logreg"
+    assert (scores["n_train"], scores["n_test"]) == (104, 4)
+    assert scores["in_scope_accuracy_no_threshold"] >= 0.5
+    assert scores["parse_ms_p50"] > 0
+
+
+def test_triage_rasa_serve_serves_until_it_is_stopped(project: Path, rasa_venv: Path) -> None:
+    """``triage rasa serve`` as a user runs it: it says when Rasa is ready, Rasa answers with the token, and a
+    SIGTERM stops Rasa with it (no orphaned ``rasa run`` holding the port)."""
+    port, token = free_port(), "serve-test-token"
+    command = [sys.executable, "-m", "triagebot.cli", "rasa", "serve", "--project", str(project)]
+    command += ["--venv", str(rasa_venv), "--port", str(port), "--token", token, "--timeout", "240"]
+    output: list[str] = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as serve:
+        assert serve.stdout is not None
+        try:
+            for line in serve.stdout:  # the command prints "Rasa ready at …" once the model is loaded
+                output.append(line)
+                if "Rasa ready at" in line:
+                    break
+            assert any(f"Rasa ready at http://127.0.0.1:{port}" in line for line in output), "".join(output)
+            reply = httpx.post(
+                f"http://127.0.0.1:{port}/model/parse",
+                params={"token": token},
+                json={"text": "你好"},
+                timeout=10,
+            )
+            assert reply.status_code == 200 and reply.json()["intent"]["name"] == "greet"
+            assert httpx.get(f"http://127.0.0.1:{port}/status", timeout=10).status_code == 401  # no token
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            serve.wait(60)
+    assert serve.returncode == 0, "".join(output)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/status", timeout=5)
