@@ -451,9 +451,8 @@ def _previous(keep: bool, results_name: str) -> dict[str, Any]:
     runs = result.setdefault("runs", [])
     if "command" in result and not runs:  # a file written before runs were listed
         runs.append({"command": result["command"], "load_average": result.get("load_average_at_start")})
-    for run in runs:  # a run recorded before runs named their machine ran on the file's
-        if "machine" not in run and "machine" in result:
-            run["machine"] = result["machine"]
+    if len(runs) == 1 and "machine" in result:  # recorded before runs named their machine: the file's
+        runs[0].setdefault("machine", result["machine"])
     for key in ("benchmark", "measured_at", "machine"):
         result.pop(key, None)
     return result
@@ -569,6 +568,7 @@ def main(argv: list[str] | None = None) -> None:
                 entry = summarise(ds, run, time.perf_counter() - started)
                 if system == "rasa-diet":
                     entry["epochs"] = args.epochs
+                entry["run"] = len(runs)  # which of `runs` measured it (1-based): --keep mixes runs
                 result["results"].setdefault(dataset, {})[system] = entry
                 result["datasets"][dataset] = info
                 result["not_run"] = [

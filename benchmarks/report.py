@@ -29,13 +29,13 @@ def _parsed(cost: dict) -> str:
     return f"held-out messages; the encoder ran for {ran:.0%}, the sparse gate answered the rest"
 
 
-def _cpu(machine: dict[str, Any]) -> str:
-    return f"{machine['cpu']}, {machine['cores']} cores"
+def _cpu(machine: dict[str, Any] | None) -> str:
+    return f"{machine['cpu']}, {machine['cores']} cores" if machine else "a machine not recorded"
 
 
 def _machine(result: dict[str, Any]) -> str:
     m = result["machine"]
-    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']} — {result['measured_at']}"
+    return f"{_cpu(m)}, {m['memory_gib']} GiB, Python {m['python']} — {result['measured_at']}"
 
 
 def nlu_section() -> list[str]:
@@ -911,7 +911,8 @@ def e5_section() -> list[str]:
 
 def rasa_section() -> list[str]:
     """Native (with and without its encoder) vs Rasa DIET vs Rasa LogisticRegression vs a plain TF-IDF script,
-    same splits, one run (benchmarks/rasa.py)."""
+    same splits (benchmarks/rasa.py): one run, or several where ``--keep`` added to it, each row naming its
+    run."""
     result = _load("rasa_compare")
     if not result:
         return []
@@ -921,16 +922,19 @@ def rasa_section() -> list[str]:
     )
     runs = result.get("runs") or [{"command": result.get("command", "?"), "load_average": "?"}]
     cpus = {run["machine"]["cpu"] for run in runs if run.get("machine")}
+    several = len(runs) > 1
     commands = "; ".join(  # the reasons given with --why are listed under "Not run"
-        f"`{run['command'].split(' --why ')[0]}` (load average {run['load_average']}"
-        + (f", started {run['started']}" if run.get("started") and len(runs) > 1 else "")
-        + (f", on {_cpu(run['machine'])}" if len(cpus) > 1 and run.get("machine") else "")
+        (f"run {number}: " if several else "")
+        + f"`{run['command'].split(' --why ')[0]}` (load average {run['load_average']}"
+        + (f", started {run['started']}" if run.get("started") and several else "")
+        + (f", on {_cpu(run.get('machine'))}" if len(cpus) > 1 else "")
         + (f"; {run['note']}" if run.get("note") else "")
         + ")"
-        for run in runs
+        for number, run in enumerate(runs, 1)
     )
     where = (
-        "CPUs differ between runs, named with each: compare systems within a dataset, whose rows ran together; "
+        "CPUs differ between runs, named with each; each row names the run that measured it: compare rows of "
+        "one run; "
         if len(cpus) > 1
         else ""
     )
@@ -963,8 +967,9 @@ def rasa_section() -> list[str]:
                 if "server_peak_rss_mib" in entry
                 else f"{entry['script_peak_rss_mib']:.0f} MiB (the script)"
             )
+            run = f" (run {entry['run']})" if several and "run" in entry else ""
             out.append(
-                f"| {title} | {label} | {_rasa_score(dataset, entry)} | {entry['train_seconds']:.1f} s | "
+                f"| {title}{run} | {label} | {_rasa_score(dataset, entry)} | {entry['train_seconds']:.1f} s | "
                 f"{call['p50']:.1f} / {call['p99']:.1f} ms{own} | {served} | {rss} | {entry['model_size_mib']:.1f} MiB |"
             )
     out += [

@@ -88,10 +88,10 @@ class TfidfIntentClassifier:
         # The gate's own solver; null: ``solver``'s. The gate is a model of the TF-IDF views alone, where
         # L-BFGS needs ~8x newton-cg's iterations (docs/nlu.md, "Training cost").
         "gate_solver": None,
-        # Weights of the training messages per intent in the logistic regressions: null, every message
-        # weighs the same; "balanced", each intent weighs the same in all (n / (intents × its messages)), as
-        # in Rasa's LogisticRegressionClassifier: an intent with a handful of examples among hundreds of
-        # another's is not drowned (docs/nlu.md, "Rare intents").
+        # Weights of the training messages per intent in the logistic regressions (model: logreg only): null,
+        # every message weighs the same; "balanced", each intent weighs the same in all (n / (intents × its
+        # messages)), as in Rasa's LogisticRegressionClassifier: an intent with a handful of examples among
+        # hundreds of another's is not drowned (docs/nlu.md, "Rare intents").
         "class_weight": None,
     }
 
@@ -120,6 +120,11 @@ class TfidfIntentClassifier:
         if config["class_weight"] not in CLASS_WEIGHTS:
             raise ConfigError(
                 f"tfidf_classifier class_weight must be balanced or null, got {config['class_weight']!r}"
+            )
+        if config["class_weight"] is not None and config["model"] != "logreg":
+            raise ConfigError(
+                f"tfidf_classifier class_weight weighs the logistic regression; scikit-learn's MLP takes no "
+                f"weights: use model: logreg, or class_weight: null (model is {config['model']!r})"
             )
         if config["calibration"] not in CALIBRATIONS:
             raise ConfigError(

@@ -8,12 +8,13 @@ evaluation instead of silently scoring the native pipeline). The scores, thresho
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,11 +106,16 @@ class _Trained:
         self.server.stop()
 
 
-def _workdir(options: RasaOptions) -> Path:
+@contextlib.contextmanager
+def _workdir(options: RasaOptions) -> Iterator[Path]:
+    """``options.workdir``, kept; else a temporary folder, removed afterwards (each Rasa model in it is tens
+    of MiB)."""
     if options.workdir is not None:
         options.workdir.mkdir(parents=True, exist_ok=True)
-        return options.workdir
-    return Path(tempfile.mkdtemp(prefix="triage-rasa-eval-"))
+        yield options.workdir
+        return
+    with tempfile.TemporaryDirectory(prefix="triage-rasa-eval-") as folder:
+        yield Path(folder)
 
 
 def evaluate_rasa(
@@ -123,14 +129,15 @@ def evaluate_rasa(
 ) -> dict[str, Any]:
     """:func:`bot.nlu.evaluation.evaluate`, with Rasa classifying."""
     progress, options = progress or (lambda stage: None), options or RasaOptions()
-    trained = _Trained(train, config, context, _workdir(options) / "project", options, progress)
-    try:
-        threshold: Threshold = config.param("fallback", "threshold")
-        if val is not None:
-            threshold = choose_threshold(score_backend(trained.backend, val.examples, progress))
-        scored = score_backend(trained.backend, test.examples, progress)
-    finally:
-        trained.close()
+    with _workdir(options) as workdir:
+        trained = _Trained(train, config, context, workdir / "project", options, progress)
+        try:
+            threshold: Threshold = config.param("fallback", "threshold")
+            if val is not None:
+                threshold = choose_threshold(score_backend(trained.backend, val.examples, progress))
+            scored = score_backend(trained.backend, test.examples, progress)
+        finally:
+            trained.close()
     report = metrics(scored, threshold, sorted({ex.intent for ex in train.in_scope()}))
     report.update(
         backend=f"rasa-{options.classifier.value}",
@@ -153,18 +160,18 @@ def cross_validate_rasa(
 ) -> dict[str, Any]:
     """:func:`bot.nlu.evaluation.cross_validate`'s folds (same splitter, same seed), with Rasa classifying."""
     progress, options = progress or (lambda stage: None), options or RasaOptions()
-    workdir = _workdir(options)
     scored: list[Scored] = []
     train_seconds = []
-    for fold, train, test in cv_folds(data, folds, seed):
-        trained = _Trained(
-            train, config, context, workdir / f"fold{fold}", options, _prefixed(progress, fold, folds)
-        )
-        try:
-            scored.extend(score_backend(trained.backend, test))
-        finally:
-            trained.close()
-        train_seconds.append(trained.train_seconds)
+    with _workdir(options) as workdir:
+        for fold, train, test in cv_folds(data, folds, seed):
+            trained = _Trained(
+                train, config, context, workdir / f"fold{fold}", options, _prefixed(progress, fold, folds)
+            )
+            try:
+                scored.extend(score_backend(trained.backend, test))
+            finally:
+                trained.close()
+            train_seconds.append(trained.train_seconds)
     labels = {ex.intent for ex in data.examples}
     report = metrics(scored, config.param("fallback", "threshold"), sorted(labels - {OUT_OF_SCOPE}))
     report.update(

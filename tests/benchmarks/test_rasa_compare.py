@@ -191,7 +191,7 @@ def test_the_plot_has_every_column_and_says_what_is_missing(
 
 def test_runs_on_different_machines_are_named_each_with_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     """A ``--keep`` run that re-measured one dataset on another CPU: the section names each run's machine and
-    start, and does not pass the last machine off as where every row was measured."""
+    start, each row its run, and does not pass the last machine off as where every row was measured."""
     from benchmarks import report
 
     amd = {"cpu": "AMD EPYC", "cores": 2, "memory_gib": 23.5, "python": "3.11.7"}
@@ -205,37 +205,50 @@ def test_runs_on_different_machines_are_named_each_with_its_own(monkeypatch: pyt
         "server_peak_rss_mib": 500.0,
         "model_size_mib": 1.0,
     }
+    first = {"command": "python -m benchmarks.rasa", "load_average": [0.7], "started": "A", "machine": amd}
+    second = {
+        "command": "python -m benchmarks.rasa --datasets smp2019 --keep",
+        "load_average": [0.2],
+        "started": "B",
+        "machine": intel,
+    }
     result = {
         "measured_at": "2026-12-03 07:00:00 UTC",
         "machine": intel,
         "rasa_version": "3.6.21",
-        "results": {"smp2019": {"native": row}},
-        "runs": [
-            {"command": "python -m benchmarks.rasa", "load_average": [0.7], "started": "A", "machine": amd},
-            {
-                "command": "python -m benchmarks.rasa --datasets smp2019 --keep",
-                "load_average": [0.2],
-                "started": "B",
-                "machine": intel,
-            },
-        ],
+        "results": {"nlu_data": {"native": {**row, "run": 1}}, "smp2019": {"native": {**row, "run": 2}}},
+        "runs": [first, second],
     }
     monkeypatch.setattr(report, "_load", lambda name: result if name == "rasa_compare" else {})
     text = " ".join(report.rasa_section())
-    assert "started A, on AMD EPYC, 2 cores" in text and "started B, on Intel Xeon, 2 cores" in text
+    assert "run 1: `python -m benchmarks.rasa` (load average [0.7], started A, on AMD EPYC, 2 cores)" in text
+    assert (
+        "run 2: `python -m benchmarks.rasa --datasets smp2019 --keep` (load average [0.2], started B, on Intel Xeon"
+        in text
+    )
     assert "Last written on: Intel Xeon" in text and "Measured on:" not in text
-    assert "| SMP2019 | triagebot (native) | 90.0 accuracy, macro F1 0.794 |" in text  # its rare intents
-    result["runs"] = result["runs"][:1]
-    assert "Measured on: Intel Xeon" in " ".join(report.rasa_section())
+    assert "| nlu_data (5-fold CV) (run 1) | triagebot (native) | 90.0 accuracy |" in text
+    assert (
+        "| SMP2019 (run 2) | triagebot (native) | 90.0 accuracy, macro F1 0.794 |" in text
+    )  # its rare intents
+    # one run: no run numbers, and the file's machine is the run's
+    result.update(runs=[second], results={"smp2019": {"native": {**row, "run": 1}}})
+    text = " ".join(report.rasa_section())
+    assert "Measured on: Intel Xeon" in text and "run 1" not in text and "| SMP2019 | triagebot" in text
 
 
-def test_a_kept_file_gives_its_machine_to_the_runs_recorded_before_runs_named_one(
+def test_a_kept_file_gives_its_machine_to_its_one_run_recorded_before_runs_named_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Of several such runs nothing says which machine ran which: they stay unnamed."""
     from benchmarks import rasa
 
+    monkeypatch.setattr(rasa, "RESULTS", tmp_path)
     old = {"machine": {"cpu": "AMD EPYC"}, "runs": [{"command": "python -m benchmarks.rasa"}], "results": {}}
     (tmp_path / "rasa_compare.json").write_text(json.dumps(old), encoding="utf-8")
-    monkeypatch.setattr(rasa, "RESULTS", tmp_path)
     kept = rasa._previous(True, "rasa_compare")
-    assert kept["runs"][0]["machine"] == {"cpu": "AMD EPYC"}
+    assert kept["runs"][0]["machine"] == {"cpu": "AMD EPYC"} and "machine" not in kept
+    old["runs"].append({"command": "python -m benchmarks.rasa --keep"})
+    (tmp_path / "rasa_compare.json").write_text(json.dumps(old), encoding="utf-8")
+    assert all("machine" not in run for run in rasa._previous(True, "rasa_compare")["runs"])
+    assert rasa._previous(False, "rasa_compare") == {"results": {}, "not_run": [], "datasets": {}, "runs": []}

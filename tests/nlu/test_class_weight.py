@@ -48,9 +48,13 @@ def test_a_rare_intent_is_not_drowned_by_a_big_one() -> None:
     assert plain.classifier().fitted[1][0].class_weight is None
 
 
-def test_the_repository_default_weighs_every_message_the_same() -> None:
-    config = registry.resolve_config("tfidf_classifier", {})
-    assert config["class_weight"] is None
+def test_nlu_data_weighs_every_message_the_same() -> None:
+    """Balanced weights cost nlu_data's out_of_scope recall (docs/nlu.md, "Rare intents"); only SMP2019's
+    benchmark config takes them."""
+    assert registry.resolve_config("tfidf_classifier", {})["class_weight"] is None
+    assert PipelineConfig.from_file(DATA_DIR / "config.yml").param("tfidf_classifier", "class_weight") is None
+    smp2019 = PipelineConfig.from_file(DATA_DIR.parent / "benchmarks" / "configs" / "smp2019.yml")
+    assert smp2019.param("tfidf_classifier", "class_weight") == "balanced"
 
 
 @pytest.mark.parametrize("value", ["Balanced", "auto", 1, True, {"a": 1.0}])
@@ -59,5 +63,16 @@ def test_bad_class_weight(value: Any) -> None:
         registry.create(
             "tfidf_classifier",
             registry.resolve_config("tfidf_classifier", {"class_weight": value}),
+            Context(DATA_DIR),
+        )
+
+
+@pytest.mark.parametrize("model", ["mlp", "ensemble"])
+def test_class_weight_needs_the_logistic_regression(model: str) -> None:
+    """scikit-learn's MLPClassifier takes no class weights: the setting would be silently half-applied."""
+    with pytest.raises(ConfigError, match="use model: logreg"):
+        registry.create(
+            "tfidf_classifier",
+            registry.resolve_config("tfidf_classifier", {"class_weight": "balanced", "model": model}),
             Context(DATA_DIR),
         )

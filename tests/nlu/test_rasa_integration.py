@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,11 +67,10 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def project(rasa_venv: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny nlu_data exported, validated and trained with the real Rasa."""
-    data_dir = tiny_data
     out = tmp_path_factory.mktemp("rasa_project")
     runner = CliRunner()
     for args in (
-        ["export", "--data", str(data_dir), "--project", str(out), "--epochs", "40"],
+        ["export", "--data", str(tiny_data), "--project", str(out), "--epochs", "40"],
         ["validate", "--project", str(out), "--venv", str(rasa_venv)],
         ["train", "--project", str(out), "--venv", str(rasa_venv)],
     ):
@@ -138,10 +138,14 @@ async def test_a_wrong_token_falls_back_to_the_native_pipeline(server: RasaServe
 
 
 def test_triage_eval_trains_and_scores_through_a_real_rasa(
-    tiny_data: Path, rasa_venv: Path, tmp_path: Path
+    tiny_data: Path, rasa_venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``triage eval --backend rasa``: Rasa trained on the tiny data, a held-out message per intent parsed
-    through a real ``rasa run`` and scored by the same code as the native pipeline."""
+    through a real ``rasa run`` and scored by the same code as the native pipeline; the Rasa project and model
+    it trained in a temporary folder are gone after (they were left behind, tens of MiB a run)."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     held_out = [
         ("您好呀", "greet"),
         ("这张发票查验一直不通过", "invoice_verification_failed"),
@@ -167,6 +171,7 @@ def test_triage_eval_trains_and_scores_through_a_real_rasa(
             "--report",
             str(report),
         ],
+        env={"TRIAGE_MODEL_DIR": str(tmp_path / "models")},  # its embedding cache, not the checkout's
     )
     assert result.exit_code == 0, result.output
     scores = json.loads(report.read_text(encoding="utf-8"))
@@ -174,13 +179,16 @@ def test_triage_eval_trains_and_scores_through_a_real_rasa(
     assert (scores["n_train"], scores["n_test"]) == (104, 4)
     assert scores["in_scope_accuracy_no_threshold"] >= 0.5
     assert scores["parse_ms_p50"] > 0
+    assert list(temp.iterdir()) == []
 
 
-def test_triage_rasa_serve_serves_until_it_is_stopped(project: Path, rasa_venv: Path) -> None:
+def test_triage_rasa_serve_serves_until_it_is_stopped(project: Path, rasa_venv: Path, tmp_path: Path) -> None:
     """``triage rasa serve`` as a user runs it: it says when Rasa is ready, Rasa answers with the token, and a
-    SIGTERM stops Rasa with it (no orphaned ``rasa run`` holding the port)."""
+    SIGTERM stops Rasa with it (no orphaned ``rasa run`` holding the port). A copy of the project: its
+    rasa-server.log is not the module's running server's."""
     port, token = free_port(), "serve-test-token"
-    command = [sys.executable, "-m", "triagebot.cli", "rasa", "serve", "--project", str(project)]
+    copy = shutil.copytree(project, tmp_path / "project", ignore=shutil.ignore_patterns("rasa-server.log"))
+    command = [sys.executable, "-m", "triagebot.cli", "rasa", "serve", "--project", str(copy)]
     command += ["--venv", str(rasa_venv), "--port", str(port), "--token", token, "--timeout", "240"]
     output: list[str] = []
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as serve:
@@ -201,7 +209,11 @@ def test_triage_rasa_serve_serves_until_it_is_stopped(project: Path, rasa_venv: 
             assert httpx.get(f"http://127.0.0.1:{port}/status", timeout=10).status_code == 401  # no token
         finally:
             serve.send_signal(signal.SIGTERM)
-            serve.wait(60)
+            try:
+                serve.wait(60)
+            except subprocess.TimeoutExpired:
+                serve.kill()  # and Rasa, in its own session, is what the assertion below then finds
+                serve.wait()
     assert serve.returncode == 0, "".join(output)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/status", timeout=5)
