@@ -7,13 +7,17 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import redis as sync_redis
 from pydantic import SecretStr
 
 from bot.kb.search import KnowledgeBase
+from bot.nlu import registry
+from bot.nlu.classifier import TfidfIntentClassifier
 from bot.nlu.pipeline import NLUPipeline
+from bot.nlu.registry import Context
 from bot.nlu.training_data import load_training_data
 from bot.settings import Settings
 from tests.identity_tokens import SECRET as IDENTITY_SECRET
@@ -24,6 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "nlu_data"
 KB_DIR = ROOT / "kb_index"
 TODAY = dt.date(2026, 11, 23)  # a Monday; relative dates in tests are computed from it
+
+
+def tfidf_classifier(settings: dict[str, Any]) -> TfidfIntentClassifier:
+    """A tfidf_classifier of ``settings`` over the defaults (its constructor checks them)."""
+    config = registry.resolve_config("tfidf_classifier", settings)
+    return cast(TfidfIntentClassifier, registry.create("tfidf_classifier", config, Context(DATA_DIR)))
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from bot.nlu.state import FALLBACK_INTENT, ParseState
 from bot.nlu.tokenize import Token
 from bot.nlu.training_data import Example, TrainingData
 from bot.vocabulary import Script
-from tests.conftest import DATA_DIR, TODAY
+from tests.conftest import DATA_DIR, TODAY, tfidf_classifier
 
 MESSAGES = [
     "发票查验失败了",
@@ -92,9 +92,7 @@ def test_model_without_calibration_file_loads_uncalibrated(nlu: NLUPipeline, tmp
 )
 def test_bad_calibration_config(params: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        registry.create(
-            "tfidf_classifier", registry.resolve_config("tfidf_classifier", params), Context(DATA_DIR)
-        )
+        tfidf_classifier(params)
 
 
 def _fallback(threshold: Any) -> Any:

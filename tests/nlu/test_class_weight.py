@@ -16,7 +16,7 @@ from bot.nlu.config import PipelineConfig
 from bot.nlu.pipeline import NLUPipeline
 from bot.nlu.registry import Context
 from bot.nlu.training_data import Example, TrainingData
-from tests.conftest import DATA_DIR, TODAY
+from tests.conftest import DATA_DIR, TODAY, tfidf_classifier
 
 APPS = "微信 支付宝 抖音 淘宝 京东 美团 百度 高德地图 网易云音乐 哔哩哔哩 知乎 微博 拼多多 饿了么 携程 滴滴 钉钉 企业微信 今日头条 快手"
 DATA = TrainingData(
@@ -60,19 +60,11 @@ def test_nlu_data_weighs_every_message_the_same() -> None:
 @pytest.mark.parametrize("value", ["Balanced", "auto", 1, True, {"a": 1.0}])
 def test_bad_class_weight(value: Any) -> None:
     with pytest.raises(ConfigError, match="class_weight must be balanced or null"):
-        registry.create(
-            "tfidf_classifier",
-            registry.resolve_config("tfidf_classifier", {"class_weight": value}),
-            Context(DATA_DIR),
-        )
+        tfidf_classifier({"class_weight": value})
 
 
 @pytest.mark.parametrize("model", ["mlp", "ensemble"])
 def test_class_weight_needs_the_logistic_regression(model: str) -> None:
     """scikit-learn's MLPClassifier takes no class weights: the setting would be silently half-applied."""
     with pytest.raises(ConfigError, match="use model: logreg"):
-        registry.create(
-            "tfidf_classifier",
-            registry.resolve_config("tfidf_classifier", {"class_weight": "balanced", "model": model}),
-            Context(DATA_DIR),
-        )
+        tfidf_classifier({"class_weight": "balanced", "model": model})

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 
 from bot.errors import ConfigError
-from bot.nlu import registry
 from bot.nlu.config import PipelineConfig
 from bot.nlu.pipeline import NLUPipeline
 from bot.nlu.registry import Context
 from bot.nlu.training_data import Example, TrainingData
-from tests.conftest import DATA_DIR, TODAY
+from tests.conftest import DATA_DIR, TODAY, tfidf_classifier
 
 SMALL = [
     ("发票查验失败", "invoice"),
@@ -166,26 +165,19 @@ def test_the_gate_has_a_solver_of_its_own() -> None:
     assert _train(0.7).classifier().gate.logreg.solver == "lbfgs"
 
 
-def _create(settings: dict[str, Any]) -> Any:
-    """A tfidf_classifier of ``settings`` over the defaults (its constructor checks them)."""
-    return registry.create(
-        "tfidf_classifier", registry.resolve_config("tfidf_classifier", settings), Context(DATA_DIR)
-    )
-
-
 @pytest.mark.parametrize("solver", ["saga", "", 1, True])
 def test_bad_gate_solver(solver: Any) -> None:
     with pytest.raises(ConfigError, match="gate_solver must be one of"):
-        _create({"sparse_gate": 0.9, "gate_solver": solver})
+        tfidf_classifier({"sparse_gate": 0.9, "gate_solver": solver})
 
 
 @pytest.mark.parametrize("coverage", [1.5, -0.1, False, "0.5", None])
 def test_bad_gate_coverage(coverage: Any) -> None:
     with pytest.raises(ConfigError, match="gate_coverage must be a share in"):
-        _create({"sparse_gate": 0.9, "gate_coverage": coverage})
+        tfidf_classifier({"sparse_gate": 0.9, "gate_coverage": coverage})
 
 
 @pytest.mark.parametrize("gate", [0, 1.5, -0.2, True, "0.9", [0.9]])
 def test_bad_sparse_gate(gate: Any) -> None:
     with pytest.raises(ConfigError, match="sparse_gate must be a confidence in"):
-        _create({"sparse_gate": gate})
+        tfidf_classifier({"sparse_gate": gate})
