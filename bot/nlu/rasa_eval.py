@@ -101,7 +101,10 @@ class _Trained:
             raise
         self.backend = RasaBackend(self.server.url, native, self.server.token, timeout=30.0, strict=True)
 
-    def close(self) -> None:
+    def __enter__(self) -> _Trained:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.backend.close()
         self.server.stop()
 
@@ -129,15 +132,14 @@ def evaluate_rasa(
 ) -> dict[str, Any]:
     """:func:`bot.nlu.evaluation.evaluate`, with Rasa classifying."""
     progress, options = progress or (lambda stage: None), options or RasaOptions()
-    with _workdir(options) as workdir:
-        trained = _Trained(train, config, context, workdir / "project", options, progress)
-        try:
-            threshold: Threshold = config.param("fallback", "threshold")
-            if val is not None:
-                threshold = choose_threshold(score_backend(trained.backend, val.examples, progress))
-            scored = score_backend(trained.backend, test.examples, progress)
-        finally:
-            trained.close()
+    with (
+        _workdir(options) as workdir,
+        _Trained(train, config, context, workdir / "project", options, progress) as trained,
+    ):
+        threshold: Threshold = config.param("fallback", "threshold")
+        if val is not None:
+            threshold = choose_threshold(score_backend(trained.backend, val.examples, progress))
+        scored = score_backend(trained.backend, test.examples, progress)
     report = metrics(scored, threshold, sorted({ex.intent for ex in train.in_scope()}))
     report.update(
         backend=f"rasa-{options.classifier.value}",
@@ -164,13 +166,9 @@ def cross_validate_rasa(
     train_seconds = []
     with _workdir(options) as workdir:
         for fold, train, test in cv_folds(data, folds, seed):
-            trained = _Trained(
-                train, config, context, workdir / f"fold{fold}", options, _prefixed(progress, fold, folds)
-            )
-            try:
+            progress_fold = _prefixed(progress, fold, folds)
+            with _Trained(train, config, context, workdir / f"fold{fold}", options, progress_fold) as trained:
                 scored.extend(score_backend(trained.backend, test))
-            finally:
-                trained.close()
             train_seconds.append(trained.train_seconds)
     labels = {ex.intent for ex in data.examples}
     report = metrics(scored, config.param("fallback", "threshold"), sorted(labels - {OUT_OF_SCOPE}))
